@@ -1,0 +1,583 @@
+//! Configuration: load (TOML file + `SCOPEGATE_*` environment), then validate
+//! into the compiled [`Config`] the request path trusts.
+//!
+//! Validation is pure and reports every problem at once, each with the key path
+//! that caused it (`route[3].upstream: no upstream named "legacy"`).
+//!
+//! Environment overrides use `__` for nesting: `SCOPEGATE_LISTEN__ADDRESS`,
+//! `SCOPEGATE_LIMITS__MAX_BODY_BYTES`, `SCOPEGATE_LOG__FORMAT`. Variables
+//! without `__` are not overrides, so secrets referenced by `*_env` may be
+//! named `SCOPEGATE_SOMETHING` freely.
+
+use std::{fmt, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use figment::{
+    providers::{Env, Format, Toml},
+    Figment,
+};
+use http::{uri::Authority, HeaderName, HeaderValue, Method, Uri};
+use ipnet::IpNet;
+
+use crate::{
+    auth::{AuthPolicy, Scheme, ScopeValue},
+    routes::{Pattern, Route, RouteTable},
+    scope::HeaderPolicy,
+    secret::SecretSource,
+    upstream::{Upstream, UpstreamSettings},
+};
+
+pub mod raw;
+pub mod units;
+
+use raw::{RawConfig, RawUpstreamCredential};
+
+/// One problem found in a configuration, with the key path that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem of a configuration that cannot be used.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn one(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            problems: vec![Problem {
+                path: path.into(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_uri_length: usize,
+    pub max_body_bytes: u64,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+/// A validated configuration. Nothing in it needs re-checking on the request path.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub drain_timeout: Duration,
+    pub admin: Option<SocketAddr>,
+    pub log: LogSettings,
+    pub limits: Limits,
+    pub headers: Arc<HeaderPolicy>,
+    pub upstreams: Vec<Upstream>,
+    pub routes: RouteTable,
+    /// Accepted but discouraged settings (inline secrets, an empty route table).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads a file plus `SCOPEGATE_*__*` environment overrides.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError::one(
+                "",
+                format!("config file {} does not exist", path.display()),
+            ));
+        }
+        let figment = Figment::new().merge(Toml::file_exact(path)).merge(
+            Env::prefixed("SCOPEGATE_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
+        Self::from_figment(figment)
+    }
+
+    /// Loads from TOML text only (no environment); for tests and tools.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::new().merge(Toml::string(text)))
+    }
+
+    fn from_figment(f: Figment) -> Result<Self, ConfigError> {
+        let raw: RawConfig = f.extract().map_err(figment_problems)?;
+        compile(raw)
+    }
+}
+
+fn figment_problems(err: figment::Error) -> ConfigError {
+    let problems = err
+        .into_iter()
+        .map(|e| {
+            let mut path = String::new();
+            for part in &e.path {
+                if part.bytes().all(|b| b.is_ascii_digit()) {
+                    path.push_str(&format!("[{part}]"));
+                } else {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(part);
+                }
+            }
+            // The kind alone: figment's Display repeats the path and profile.
+            Problem {
+                path,
+                message: e.kind.to_string(),
+            }
+        })
+        .collect();
+    ConfigError { problems }
+}
+
+/// Collects problems while validating, so one run reports them all.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+    warnings: Vec<String>,
+}
+
+impl Checker {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn addr(&mut self, path: &str, v: &str) -> Option<SocketAddr> {
+        v.parse()
+            .map_err(|_| self.err(path, format!("invalid socket address {v:?} (expected e.g. \"127.0.0.1:8080\")")))
+            .ok()
+    }
+
+    fn header_name(&mut self, path: &str, v: &str) -> Option<HeaderName> {
+        HeaderName::from_bytes(v.as_bytes())
+            .map_err(|_| self.err(path, format!("invalid header name {v:?}")))
+            .ok()
+    }
+
+    fn nonzero<T: PartialEq + Default + Copy>(&mut self, path: &str, v: T) -> T {
+        if v == T::default() {
+            self.err(path, "must be greater than zero");
+        }
+        v
+    }
+
+    /// Resolves a `<field>` / `<field>_env` / `<field>_file` triple.
+    fn secret(
+        &mut self,
+        path: &str,
+        field: &str,
+        inline: &Option<String>,
+        env: &Option<String>,
+        file: &Option<std::path::PathBuf>,
+    ) -> Option<crate::secret::Secret> {
+        let source = match (inline, env, file) {
+            (Some(v), None, None) => {
+                self.warnings.push(format!(
+                    "{path}.{field}: secret written inline in the config; prefer {field}_env or {field}_file"
+                ));
+                SecretSource::Inline(v)
+            }
+            (None, Some(e), None) => SecretSource::Env(e),
+            (None, None, Some(p)) => SecretSource::File(p),
+            (None, None, None) => {
+                self.err(path, format!("one of {field}_env, {field}_file or {field} is required"));
+                return None;
+            }
+            _ => {
+                self.err(path, format!("give only one of {field}_env, {field}_file or {field}"));
+                return None;
+            }
+        };
+        let key = match source {
+            SecretSource::Inline(_) => field.to_string(),
+            SecretSource::Env(_) => format!("{field}_env"),
+            SecretSource::File(_) => format!("{field}_file"),
+        };
+        source
+            .resolve()
+            .map_err(|e| self.err(format!("{path}.{key}"), e.to_string()))
+            .ok()
+    }
+}
+
+fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
+    let mut c = Checker::default();
+
+    let listen = c.addr("listen.address", &raw.listen.address);
+    let admin = raw.admin.as_ref().and_then(|a| c.addr("admin.address", &a.address));
+    if let (Some(l), Some(a)) = (listen, admin) {
+        if l == a && l.port() != 0 {
+            c.err("admin.address", "must differ from listen.address");
+        }
+    }
+
+    let format = match raw.log.format.as_str() {
+        "human" => LogFormat::Human,
+        "json" => LogFormat::Json,
+        other => {
+            c.err("log.format", format!("unknown format {other:?} (expected \"human\" or \"json\")"));
+            LogFormat::Human
+        }
+    };
+    if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+        c.err("log.level", format!("invalid filter {:?}", raw.log.level));
+    }
+
+    let l = &raw.limits;
+    let limits = Limits {
+        max_header_bytes: c.nonzero("limits.max_header_bytes", l.max_header_bytes.0) as usize,
+        max_headers: c.nonzero("limits.max_headers", l.max_headers),
+        max_uri_length: c.nonzero("limits.max_uri_length", l.max_uri_length.0) as usize,
+        max_body_bytes: l.max_body_bytes.0,
+        max_connections: c.nonzero("limits.max_connections", l.max_connections),
+        header_read_timeout: c.nonzero("limits.header_read_timeout", l.header_read_timeout.0),
+        idle_timeout: c.nonzero("limits.idle_timeout", l.idle_timeout.0),
+        request_timeout: c.nonzero("limits.request_timeout", l.request_timeout.0),
+    };
+    if limits.max_connections > u32::MAX as usize / 2 {
+        c.err("limits.max_connections", "is unreasonably large");
+    }
+    if limits.max_uri_length > 65_000 {
+        c.err("limits.max_uri_length", "must be at most 65000 bytes (the HTTP parser's own cap)");
+    }
+
+    let headers = compile_headers(&mut c, &raw.proxy);
+    let upstreams = compile_upstreams(&mut c, &raw.upstream);
+    let routes = compile_routes(&mut c, &raw.route, &raw.upstream);
+
+    if raw.route.is_empty() {
+        c.warnings
+            .push("route: no routes are configured; every request will be refused".into());
+    }
+
+    if !c.problems.is_empty() {
+        return Err(ConfigError { problems: c.problems });
+    }
+    let (Some(listen), Some(headers), Some(routes)) = (listen, headers, routes) else {
+        unreachable!("every None above recorded a problem");
+    };
+    Ok(Config {
+        listen,
+        drain_timeout: raw.listen.drain_timeout.0,
+        admin,
+        log: LogSettings {
+            format,
+            level: raw.log.level,
+        },
+        limits,
+        headers: Arc::new(headers),
+        upstreams,
+        routes,
+        warnings: c.warnings,
+    })
+}
+
+fn compile_headers(c: &mut Checker, p: &raw::RawProxy) -> Option<HeaderPolicy> {
+    let mut trusted = Vec::new();
+    for (i, t) in p.trusted_proxies.iter().enumerate() {
+        let net = t
+            .parse::<IpNet>()
+            .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from));
+        match net {
+            Ok(n) => trusted.push(n),
+            Err(_) => c.err(format!("proxy.trusted_proxies[{i}]"), format!("invalid CIDR or address {t:?}")),
+        }
+    }
+    let prefix = &p.scope_header_prefix;
+    let prefix_ok = prefix.len() >= 3
+        && prefix.ends_with('-')
+        && HeaderName::from_bytes(prefix.as_bytes()).is_ok();
+    if !prefix_ok {
+        c.err(
+            "proxy.scope_header_prefix",
+            format!("{prefix:?} must be a header-name prefix ending in '-', e.g. \"X-Scope-\""),
+        );
+    }
+    let overrides: Vec<HeaderName> = p
+        .strip_headers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| c.header_name(&format!("proxy.strip_headers[{i}]"), h))
+        .collect();
+    let request_id = c.header_name("proxy.request_id_header", &p.request_id_header)?;
+    if prefix_ok && request_id.as_str().replace('_', "-").starts_with(&prefix.to_ascii_lowercase()) {
+        c.err("proxy.request_id_header", "must not use the scope header prefix");
+    }
+    if !prefix_ok {
+        return None;
+    }
+    HeaderPolicy::new(prefix, &overrides, trusted, request_id).ok()
+}
+
+fn compile_upstreams(c: &mut Checker, raw: &[raw::RawUpstream]) -> Vec<Upstream> {
+    let mut out = Vec::new();
+    for (i, u) in raw.iter().enumerate() {
+        let path = format!("upstream[{i}]");
+        if u.name.is_empty() {
+            c.err(format!("{path}.name"), "must not be empty");
+        }
+        if raw[..i].iter().any(|o| o.name == u.name) {
+            c.err(format!("{path}.name"), format!("duplicate upstream name {:?}", u.name));
+        }
+        let parsed = compile_upstream_url(c, &format!("{path}.url"), &u.url);
+        let credential = u.credential.as_ref().and_then(|cred| {
+            let cpath = format!("{path}.credential");
+            match cred {
+                RawUpstreamCredential::Basic {
+                    username,
+                    password,
+                    password_env,
+                    password_file,
+                } => {
+                    if username.contains(':') {
+                        c.err(format!("{cpath}.username"), "must not contain ':'");
+                    }
+                    let secret = c.secret(&cpath, "password", password, password_env, password_file)?;
+                    let mut userpass = username.as_bytes().to_vec();
+                    userpass.push(b':');
+                    userpass.extend_from_slice(secret.expose());
+                    use base64::Engine as _;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(userpass);
+                    let mut v = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+                    v.set_sensitive(true);
+                    Some((http::header::AUTHORIZATION, v))
+                }
+                RawUpstreamCredential::Header {
+                    name,
+                    value,
+                    value_env,
+                    value_file,
+                } => {
+                    let name = c.header_name(&format!("{cpath}.name"), name)?;
+                    let secret = c.secret(&cpath, "value", value, value_env, value_file)?;
+                    match HeaderValue::from_bytes(secret.expose()) {
+                        Ok(mut v) => {
+                            v.set_sensitive(true);
+                            Some((name, v))
+                        }
+                        Err(_) => {
+                            c.err(&cpath, "the secret is not a valid header value");
+                            None
+                        }
+                    }
+                }
+            }
+        });
+        if let Some((authority, base_path)) = parsed {
+            out.push(Upstream::new(UpstreamSettings {
+                name: u.name.clone(),
+                authority,
+                base_path,
+                connect_timeout: c.nonzero(&format!("{path}.connect_timeout"), u.connect_timeout.0),
+                response_timeout: c.nonzero(&format!("{path}.response_timeout"), u.response_timeout.0),
+                pool_idle_timeout: u.pool_idle_timeout.0,
+                pool_max_idle_per_host: u.pool_max_idle_per_host,
+                credential,
+            }));
+        }
+    }
+    out
+}
+
+fn compile_upstream_url(c: &mut Checker, path: &str, url: &str) -> Option<(Authority, String)> {
+    let uri: Uri = match url.parse() {
+        Ok(u) => u,
+        Err(_) => {
+            c.err(path, format!("invalid URL {url:?}"));
+            return None;
+        }
+    };
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            c.err(path, "https upstreams are not supported by this version yet; use http");
+            return None;
+        }
+        _ => {
+            c.err(path, format!("URL {url:?} must start with http://"));
+            return None;
+        }
+    }
+    let Some(authority) = uri.authority().cloned() else {
+        c.err(path, format!("URL {url:?} has no host"));
+        return None;
+    };
+    if authority.as_str().contains('@') {
+        c.err(path, "credentials in the URL are not allowed; use credential");
+        return None;
+    }
+    if uri.query().is_some() {
+        c.err(path, "the URL must not have a query");
+        return None;
+    }
+    let base = uri.path().trim_end_matches('/').to_string();
+    Some((authority, base))
+}
+
+fn compile_routes(c: &mut Checker, raw: &[raw::RawRoute], upstreams: &[raw::RawUpstream]) -> Option<RouteTable> {
+    let mut routes = Vec::new();
+    let mut ok = true;
+    for (i, r) in raw.iter().enumerate() {
+        let path = format!("route[{i}]");
+        let before = c.problems.len();
+        let scope_value = match ScopeValue::new(&r.name) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                c.err(format!("{path}.name"), format!("{:?} cannot be sent as a header: {e}", r.name));
+                None
+            }
+        };
+        if raw[..i].iter().any(|o| o.name == r.name) {
+            c.err(format!("{path}.name"), format!("duplicate route name {:?}", r.name));
+        }
+        let host = r.host.as_ref().map(|h| {
+            let h = h.to_ascii_lowercase();
+            if h.is_empty() || h.parse::<Authority>().is_err() || h.contains(['@', '/']) {
+                c.err(format!("{path}.host"), format!("invalid host {h:?}"));
+            } else if h.contains(':') && !h.starts_with('[') {
+                c.err(format!("{path}.host"), "give the host without a port");
+            }
+            h.into_boxed_str()
+        });
+        let mut methods = Vec::new();
+        for (j, m) in r.methods.iter().enumerate() {
+            match Method::from_bytes(m.as_bytes()) {
+                Ok(parsed) if m.bytes().all(|b| b.is_ascii_uppercase()) => {
+                    if !methods.contains(&parsed) {
+                        methods.push(parsed)
+                    }
+                }
+                _ => c.err(format!("{path}.methods[{j}]"), format!("invalid method {m:?} (upper-case, e.g. \"GET\")")),
+            }
+        }
+        let pattern = Pattern::parse(&r.path)
+            .map_err(|e| c.err(format!("{path}.path"), format!("{:?}: {e}", r.path)))
+            .ok();
+        let auth = compile_auth(c, &format!("{path}.auth"), &r.auth);
+        let upstream = upstreams.iter().position(|u| u.name == r.upstream);
+        if upstream.is_none() {
+            c.err(format!("{path}.upstream"), format!("no upstream named {:?}", r.upstream));
+        }
+        let prefix = r.upstream_path_prefix.clone().unwrap_or_default();
+        if !prefix.is_empty() {
+            let valid = prefix.starts_with('/')
+                && !prefix.ends_with('/')
+                && crate::path::normalize(&prefix).is_ok_and(|n| n == prefix);
+            if !valid {
+                c.err(
+                    format!("{path}.upstream_path_prefix"),
+                    format!("{prefix:?} must start with '/', not end with '/', and be normalized"),
+                );
+            }
+        }
+        if c.problems.len() != before {
+            ok = false;
+            continue;
+        }
+        let (Some(scope_value), Some(pattern), Some(auth), Some(upstream)) = (scope_value, pattern, auth, upstream) else {
+            unreachable!("every None above recorded a problem");
+        };
+        routes.push(Route {
+            name: r.name.as_str().into(),
+            scope_value,
+            host,
+            methods,
+            pattern,
+            auth,
+            upstream,
+            upstream_name: r.upstream.as_str().into(),
+            upstream_path_prefix: prefix.into(),
+        });
+    }
+    if !ok {
+        return None;
+    }
+    match RouteTable::new(routes) {
+        Ok(t) => Some(t),
+        Err(ambiguities) => {
+            for a in ambiguities {
+                c.err(
+                    format!("route[{}]", a.second),
+                    format!(
+                        "ambiguous with route[{}] ({:?}): same specificity and both can match one request (path {:?})",
+                        a.first, raw[a.first].name, raw[a.second].path
+                    ),
+                );
+            }
+            None
+        }
+    }
+}
+
+fn compile_auth(c: &mut Checker, path: &str, names: &[String]) -> Option<AuthPolicy> {
+    if names.is_empty() {
+        c.err(path, "must list the accepted schemes, or [\"public\"]");
+        return None;
+    }
+    if names.iter().any(|n| n == "public") {
+        if names.len() > 1 {
+            c.err(path, "\"public\" cannot be combined with other schemes");
+            return None;
+        }
+        return Some(AuthPolicy::Public);
+    }
+    let mut schemes = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        match Scheme::parse(n) {
+            Some(s) if !schemes.contains(&s) => schemes.push(s),
+            Some(_) => c.err(format!("{path}[{i}]"), format!("scheme {n:?} is listed twice")),
+            None if Scheme::PLANNED.contains(&n.as_str()) => {
+                c.err(format!("{path}[{i}]"), format!("scheme {n:?} is not available in this version"))
+            }
+            None => c.err(
+                format!("{path}[{i}]"),
+                format!("unknown scheme {n:?} (known: public, {})", Scheme::PLANNED.join(", ")),
+            ),
+        }
+    }
+    (schemes.len() == names.len()).then_some(AuthPolicy::AnyOf(schemes))
+}

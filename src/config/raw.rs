@@ -1,0 +1,193 @@
+//! The configuration exactly as an operator writes it (TOML plus `SCOPEGATE_*`
+//! environment overrides). Nothing here is trusted by the request path: these
+//! structs only exist to be validated into [`super::Config`].
+//!
+//! Every struct denies unknown keys, so a typo is a load error, not a silently
+//! ignored setting.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::units::{HumanDuration, HumanSize};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub listen: RawListen,
+    pub admin: Option<RawAdmin>,
+    pub log: RawLog,
+    pub limits: RawLimits,
+    pub proxy: RawProxy,
+    pub upstream: Vec<RawUpstream>,
+    pub route: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawListen {
+    pub address: String,
+    /// How long in-flight requests may run after SIGTERM before they are cut.
+    pub drain_timeout: HumanDuration,
+}
+
+impl Default for RawListen {
+    fn default() -> Self {
+        Self {
+            address: "127.0.0.1:8080".into(),
+            drain_timeout: HumanDuration::secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub address: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    /// `human` or `json`.
+    pub format: String,
+    /// A `tracing` filter directive such as `info` or `scopegate=debug`.
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: "human".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    pub max_header_bytes: HumanSize,
+    pub max_headers: usize,
+    pub max_uri_length: HumanSize,
+    pub max_body_bytes: HumanSize,
+    pub max_connections: usize,
+    pub header_read_timeout: HumanDuration,
+    pub idle_timeout: HumanDuration,
+    pub request_timeout: HumanDuration,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: HumanSize(16 * 1024),
+            max_headers: 100,
+            max_uri_length: HumanSize(8 * 1024),
+            max_body_bytes: HumanSize(10 * 1024 * 1024),
+            max_connections: 4096,
+            header_read_timeout: HumanDuration::secs(10),
+            idle_timeout: HumanDuration::secs(60),
+            request_timeout: HumanDuration::secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProxy {
+    /// Peers whose `Forwarded` / `X-Forwarded-*` / `X-Real-IP` are kept.
+    pub trusted_proxies: Vec<String>,
+    /// Prefix of the trusted scope headers (`X-Scope-`).
+    pub scope_header_prefix: String,
+    /// Headers that let a client steer routing in some backends; always removed.
+    pub strip_headers: Vec<String>,
+    pub request_id_header: String,
+}
+
+impl Default for RawProxy {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            scope_header_prefix: "X-Scope-".into(),
+            strip_headers: [
+                "X-Original-URL",
+                "X-Rewrite-URL",
+                "X-HTTP-Method-Override",
+                "X-HTTP-Method",
+                "X-Method-Override",
+            ]
+            .map(String::from)
+            .to_vec(),
+            request_id_header: "X-Request-Id".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "defaults::connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    #[serde(default = "defaults::response_timeout")]
+    pub response_timeout: HumanDuration,
+    #[serde(default = "defaults::pool_idle_timeout")]
+    pub pool_idle_timeout: HumanDuration,
+    #[serde(default = "defaults::pool_max_idle")]
+    pub pool_max_idle_per_host: usize,
+    pub credential: Option<RawUpstreamCredential>,
+}
+
+mod defaults {
+    use super::HumanDuration;
+    pub fn connect_timeout() -> HumanDuration {
+        HumanDuration::secs(2)
+    }
+    pub fn response_timeout() -> HumanDuration {
+        HumanDuration::secs(30)
+    }
+    pub fn pool_idle_timeout() -> HumanDuration {
+        HumanDuration::secs(30)
+    }
+    pub fn pool_max_idle() -> usize {
+        64
+    }
+}
+
+/// The credential scopegate adds toward a legacy backend that expects one.
+/// Secrets are given as `*_env` (variable name) or `*_file` (path); the inline
+/// form is accepted with a warning so that examples stay short.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawUpstreamCredential {
+    /// HTTP Basic; the vendor's legacy API takes an empty user and the key as password.
+    Basic {
+        #[serde(default)]
+        username: String,
+        password: Option<String>,
+        password_env: Option<String>,
+        password_file: Option<PathBuf>,
+    },
+    /// A fixed header such as `X-Api-Key`.
+    Header {
+        name: String,
+        value: Option<String>,
+        value_env: Option<String>,
+        value_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: String,
+    pub host: Option<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub path: String,
+    /// Accepted schemes, or `["public"]`. Required: no route is open by omission.
+    pub auth: Vec<String>,
+    pub upstream: String,
+    pub upstream_path_prefix: Option<String>,
+}

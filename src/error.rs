@@ -1,0 +1,115 @@
+//! Every refusal scopegate answers itself, and the one function that renders it.
+//!
+//! Bodies are always `{"error":{"code":"...","message":"..."}}` with a fixed
+//! message per code: no internal address, no upstream detail and no echo of
+//! client input ever reaches an error body. Causes go to the log.
+
+use http::{header, HeaderValue, Method, Response, StatusCode};
+
+use crate::{auth::Rejection, body::ResponseBody, path::PathError};
+
+/// A request scopegate refuses or cannot complete.
+#[derive(Debug)]
+pub enum GateError {
+    BadPath(PathError),
+    BadHost,
+    UriTooLong,
+    HeadersTooLarge,
+    BodyTooLarge,
+    NotFound,
+    MethodNotAllowed(Vec<Method>),
+    Unauthorized(Rejection),
+    RequestTimeout,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    UpstreamProtocol,
+    /// The client's own request body failed mid-stream (disconnect, bad chunking).
+    ClientBody,
+}
+
+impl GateError {
+    pub fn status(&self) -> StatusCode {
+        use GateError::*;
+        match self {
+            BadPath(_) | BadHost | ClientBody => StatusCode::BAD_REQUEST,
+            UriTooLong => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            RequestTimeout | UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamUnavailable | UpstreamProtocol => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The machine-readable code; also the `outcome` of the access log.
+    pub fn code(&self) -> &'static str {
+        use GateError::*;
+        match self {
+            BadPath(_) => "bad_path",
+            BadHost => "bad_host",
+            ClientBody => "bad_request_body",
+            UriTooLong => "uri_too_long",
+            HeadersTooLarge => "headers_too_large",
+            BodyTooLarge => "body_too_large",
+            NotFound => "not_found",
+            MethodNotAllowed(_) => "method_not_allowed",
+            Unauthorized(_) => "unauthorized",
+            RequestTimeout => "request_timeout",
+            UpstreamTimeout => "upstream_timeout",
+            UpstreamUnavailable => "upstream_unavailable",
+            UpstreamProtocol => "upstream_error",
+        }
+    }
+
+    fn message(&self) -> &'static str {
+        use GateError::*;
+        match self {
+            BadPath(_) => "the request path is not acceptable",
+            BadHost => "the request host is missing, repeated or malformed",
+            ClientBody => "the request body could not be read",
+            UriTooLong => "the request target is too long",
+            HeadersTooLarge => "the request headers are too large",
+            BodyTooLarge => "the request body is too large",
+            NotFound => "no route matches this request",
+            MethodNotAllowed(_) => "the method is not allowed on this route",
+            Unauthorized(_) => "a valid credential is required",
+            RequestTimeout => "the request took too long",
+            UpstreamTimeout => "the upstream did not answer in time",
+            UpstreamUnavailable => "the upstream is unavailable",
+            UpstreamProtocol => "the upstream answered with an error",
+        }
+    }
+
+    /// A detail for the log (never for the client).
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            GateError::BadPath(e) => Some(e.to_string()),
+            GateError::Unauthorized(r) => Some(r.cause.to_string()),
+            _ => None,
+        }
+    }
+
+    pub fn into_response(self) -> Response<ResponseBody> {
+        let body = serde_json::json!({
+            "error": { "code": self.code(), "message": self.message() }
+        });
+        let mut resp = Response::new(ResponseBody::full(body.to_string()));
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let GateError::MethodNotAllowed(methods) = &self {
+            let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                h.insert(header::ALLOW, v);
+            }
+        }
+        if matches!(self, GateError::UriTooLong | GateError::HeadersTooLarge | GateError::BodyTooLarge) {
+            // The rest of an oversized request is not read; the connection must not be reused.
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}

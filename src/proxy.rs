@@ -1,0 +1,266 @@
+//! The request path, top to bottom:
+//!
+//! limits → host → normalize path → match route → strip untrusted headers →
+//! authenticate → write scope headers → forward → access record.
+//!
+//! Every step is a plain function; the order here is the order a request sees.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use http::{header, request::Parts, uri::Authority, HeaderMap, HeaderValue, Request, Response, Version};
+use hyper::body::Incoming;
+
+use crate::{
+    auth,
+    body::{RequestBody, ResponseBody},
+    config::Config,
+    error::GateError,
+    path,
+    routes::Lookup,
+    scope::HeaderPolicy,
+};
+
+/// What the access record needs to know about a request's way through.
+#[derive(Default)]
+struct Trace {
+    path: Option<String>,
+    route: Option<Arc<str>>,
+    upstream_status: Option<u16>,
+}
+
+/// The proxy service shared by every connection of a listener.
+pub struct Proxy {
+    config: Arc<Config>,
+}
+
+impl Proxy {
+    pub fn new(config: Arc<Config>) -> Self {
+        Self { config }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Handles one request. Never fails: every refusal is a rendered response.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let config = &self.config;
+        let (mut parts, body) = req.into_parts();
+        let request_id = request_id(&parts.headers, config.headers.request_id_header());
+        let mut trace = Trace::default();
+
+        let result = forward(config, &mut parts, body, peer, &request_id, &mut trace, started).await;
+        let (mut resp, outcome, cause) = match result {
+            Ok(resp) => (resp, "forwarded", None),
+            Err(e) => {
+                let code = e.code();
+                let cause = e.cause();
+                (e.into_response(), code, cause)
+            }
+        };
+        resp.headers_mut()
+            .insert(config.headers.request_id_header().clone(), request_id.clone());
+
+        tracing::info!(
+            target: "scopegate::access",
+            request_id = request_id.to_str().unwrap_or("-"),
+            peer = %peer.ip(),
+            method = %parts.method,
+            path = trace.path.as_deref().unwrap_or("-"),
+            route = trace.route.as_deref().unwrap_or("-"),
+            status = resp.status().as_u16(),
+            outcome,
+            cause = cause.as_deref().unwrap_or("-"),
+            upstream_status = trace.upstream_status.unwrap_or(0),
+            micros = started.elapsed().as_micros() as u64,
+        );
+        resp
+    }
+}
+
+async fn forward(
+    config: &Config,
+    parts: &mut Parts,
+    body: Incoming,
+    peer: SocketAddr,
+    request_id: &HeaderValue,
+    trace: &mut Trace,
+    started: Instant,
+) -> Result<Response<ResponseBody>, GateError> {
+    check_limits(config, parts)?;
+    let host = request_host(parts)?;
+    // A cheap clone (shared bytes): authentication may need `parts` mutably.
+    let uri = parts.uri.clone();
+    let path = path::normalize(uri.path()).map_err(GateError::BadPath)?;
+    trace.path = Some(path.clone().into_owned());
+
+    let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
+    let route = match config.routes.lookup(hostname.as_deref(), &parts.method, &path) {
+        Lookup::Found(route, _params) => route,
+        Lookup::MethodNotAllowed(allowed) => return Err(GateError::MethodNotAllowed(allowed)),
+        Lookup::NotFound => return Err(GateError::NotFound),
+    };
+    trace.route = Some(route.name.clone());
+
+    let policy = &config.headers;
+    let trusted = policy.is_trusted(peer.ip());
+    let stripped = policy.strip_request(&mut parts.headers, trusted);
+    if !stripped.names.is_empty() {
+        tracing::debug!(removed = ?stripped.names, "stripped client headers");
+    }
+
+    let principal = auth::authenticate(&route.auth, parts).map_err(GateError::Unauthorized)?;
+
+    let upstream = &config.upstreams[route.upstream];
+    let target = upstream.target(&route.upstream_path_prefix, &path, uri.query())?;
+    let mut headers = std::mem::take(&mut parts.headers);
+    policy.write_forwarding(
+        &mut headers,
+        peer.ip(),
+        trusted,
+        "http",
+        host.as_ref().map(Authority::as_str),
+    );
+    policy.write_scope(&mut headers, &principal, route.scope_value.header_value());
+    headers.insert(header::HOST, upstream.host_header().clone());
+    if let Some((name, value)) = upstream.credential() {
+        headers.insert(name.clone(), value.clone());
+    }
+    headers.insert(policy.request_id_header().clone(), request_id.clone());
+
+    let mut req = Request::new(RequestBody::new(body, config.limits.max_body_bytes, Arc::clone(policy)));
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = target;
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = headers;
+
+    let now = tokio::time::Instant::now();
+    let deadline = std::cmp::min(
+        now + upstream.response_timeout,
+        tokio::time::Instant::from_std(started) + config.limits.request_timeout,
+    );
+    let resp = upstream.send(req, deadline).await?;
+    trace.upstream_status = Some(resp.status().as_u16());
+
+    let (mut rparts, rbody) = resp.into_parts();
+    HeaderPolicy::strip_response(&mut rparts.headers);
+    Ok(Response::from_parts(rparts, ResponseBody::upstream(rbody)))
+}
+
+/// Limits the HTTP parser does not enforce at the configured values.
+fn check_limits(config: &Config, parts: &Parts) -> Result<(), GateError> {
+    let limits = &config.limits;
+    let target_len = match parts.uri.path_and_query() {
+        Some(pq) => pq.as_str().len() + parts.uri.authority().map_or(0, |a| a.as_str().len()),
+        None => 0,
+    };
+    if target_len > limits.max_uri_length {
+        return Err(GateError::UriTooLong);
+    }
+    if parts.headers.len() > limits.max_headers {
+        return Err(GateError::HeadersTooLarge);
+    }
+    // Name, ": ", value and CRLF, as on the wire.
+    let header_bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(GateError::HeadersTooLarge);
+    }
+    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
+        // hyper has already refused malformed or conflicting lengths.
+        let len: u64 = len.to_str().ok().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+        if len > limits.max_body_bytes {
+            return Err(GateError::BodyTooLarge);
+        }
+    }
+    Ok(())
+}
+
+/// The host the client addressed: the absolute-form or `:authority` target,
+/// else the single `Host` header. Disagreement or repetition is refused.
+fn request_host(parts: &Parts) -> Result<Option<Authority>, GateError> {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let header_host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(GateError::BadHost);
+    }
+    let header_host = match header_host {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<Authority>().ok())
+                .filter(|a| !a.as_str().contains('@'))
+                .ok_or(GateError::BadHost)?,
+        ),
+        None => None,
+    };
+    match (parts.uri.authority(), header_host) {
+        (Some(target), Some(h)) if !target.as_str().eq_ignore_ascii_case(h.as_str()) => Err(GateError::BadHost),
+        (Some(target), _) if target.as_str().contains('@') => Err(GateError::BadHost),
+        (Some(target), _) => Ok(Some(target.clone())),
+        (None, h) => Ok(h),
+    }
+}
+
+/// Keeps a client's request id when it is one reasonable token, else makes one.
+fn request_id(headers: &HeaderMap, name: &http::HeaderName) -> HeaderValue {
+    let mut values = headers.get_all(name).iter();
+    if let (Some(v), None) = (values.next(), values.next()) {
+        let ok = (1..=128).contains(&v.len())
+            && v
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        if ok {
+            return v.clone();
+        }
+    }
+    let id: u128 = rand::random();
+    HeaderValue::from_str(&format!("{id:032x}")).expect("hex is a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, hosts: &[&str]) -> Parts {
+        let mut b = Request::builder().uri(uri);
+        for h in hosts {
+            b = b.header(header::HOST, *h);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn host_comes_from_target_or_single_header() {
+        assert_eq!(request_host(&parts("/x", &["Api.Example.com:8080"])).unwrap().unwrap().host(), "Api.Example.com");
+        assert_eq!(request_host(&parts("http://a.example/x", &["a.example"])).unwrap().unwrap().as_str(), "a.example");
+        assert!(request_host(&parts("/x", &[])).unwrap().is_none());
+    }
+
+    #[test]
+    fn conflicting_or_repeated_hosts_are_refused() {
+        assert!(matches!(request_host(&parts("/x", &["a", "b"])), Err(GateError::BadHost)));
+        assert!(matches!(request_host(&parts("/x", &["a", "a"])), Err(GateError::BadHost)));
+        assert!(matches!(request_host(&parts("http://a/x", &["b"])), Err(GateError::BadHost)));
+        assert!(matches!(request_host(&parts("/x", &["u@a"])), Err(GateError::BadHost)));
+        assert!(matches!(request_host(&parts("/x", &["a b"])), Err(GateError::BadHost)));
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        let name = http::HeaderName::from_static("x-request-id");
+        let mut h = HeaderMap::new();
+        h.insert(&name, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h, &name), "abc-123");
+        h.insert(&name, HeaderValue::from_static("bad value"));
+        assert_eq!(request_id(&h, &name).len(), 32);
+        h.insert(&name, HeaderValue::from_static("a"));
+        h.append(&name, HeaderValue::from_static("b"));
+        assert_eq!(request_id(&h, &name).len(), 32);
+    }
+}

@@ -1,0 +1,334 @@
+//! The header contract toward the upstream: strip everything a client could use
+//! to lie about who it is, then write the trusted values.
+//!
+//! Stripping is unconditional and happens before routing and authentication,
+//! on every route including public ones. Header names are compared in their
+//! canonical form (lower case, `_` read as `-`), because CGI, WSGI and PHP
+//! backends read `X_Scope_App` as `X-Scope-App`.
+
+use std::net::IpAddr;
+
+use http::{header, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+use crate::auth::Principal;
+
+/// Headers that only describe one connection (RFC 9110 §7.6.1, plus the legacy
+/// and protocol-switching ones). `expect` is answered by scopegate itself.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+    "expect",
+];
+
+/// Client-supplied forwarding information, dropped unless the peer is trusted.
+const FORWARDING_EXACT: &[&str] = &["forwarded", "x-real-ip"];
+const FORWARDING_PREFIX: &str = "x-forwarded-";
+
+/// True when `name` (already lower case, as `HeaderName` stores it) starts with
+/// `prefix` (lower case, `-` separated) once `_` is read as `-`.
+fn canon_starts_with(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name
+            .bytes()
+            .zip(prefix.bytes())
+            .all(|(n, p)| n == p || (n == b'_' && p == b'-'))
+}
+
+fn canon_eq(name: &str, other: &str) -> bool {
+    name.len() == other.len() && canon_starts_with(name, other)
+}
+
+/// The compiled header policy of one configuration.
+#[derive(Debug, Clone)]
+pub struct HeaderPolicy {
+    /// Lower case, e.g. `x-scope-`.
+    prefix: Box<str>,
+    names: ScopeNames,
+    overrides: Vec<Box<str>>,
+    trusted_proxies: Vec<IpNet>,
+    request_id: HeaderName,
+}
+
+/// The header names scopegate writes, derived once from the prefix.
+#[derive(Debug, Clone)]
+struct ScopeNames {
+    credential: HeaderName,
+    route: HeaderName,
+}
+
+/// What stripping removed, for the debug log (names only, never values).
+#[derive(Debug, Default)]
+pub struct Stripped {
+    pub names: Vec<HeaderName>,
+}
+
+impl HeaderPolicy {
+    /// `prefix` must be a valid header-name prefix such as `X-Scope-`; the
+    /// config validator guarantees it.
+    pub fn new(
+        prefix: &str,
+        overrides: &[HeaderName],
+        trusted_proxies: Vec<IpNet>,
+        request_id: HeaderName,
+    ) -> Result<Self, http::header::InvalidHeaderName> {
+        let prefix = prefix.to_ascii_lowercase().replace('_', "-");
+        let name = |suffix: &str| HeaderName::from_bytes(format!("{prefix}{suffix}").as_bytes());
+        Ok(Self {
+            names: ScopeNames {
+                credential: name("credential")?,
+                route: name("route")?,
+            },
+            prefix: prefix.into(),
+            overrides: overrides.iter().map(|h| h.as_str().into()).collect(),
+            trusted_proxies,
+            request_id,
+        })
+    }
+
+    pub fn is_trusted(&self, peer: IpAddr) -> bool {
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|n| n.contains(&peer))
+    }
+
+    pub fn request_id_header(&self) -> &HeaderName {
+        &self.request_id
+    }
+
+    fn is_scope(&self, name: &str) -> bool {
+        canon_starts_with(name, &self.prefix)
+    }
+
+    fn is_forwarding(name: &str) -> bool {
+        canon_starts_with(name, FORWARDING_PREFIX)
+            || FORWARDING_EXACT.iter().any(|f| canon_eq(name, f))
+    }
+
+    fn is_override(&self, name: &str) -> bool {
+        self.overrides.iter().any(|o| canon_eq(name, o))
+    }
+
+    /// Removes from a request's headers everything the upstream must not take
+    /// from the client. Runs before anything is added, so a `Connection` header
+    /// can only remove client headers, never scopegate's own.
+    pub fn strip_request(&self, headers: &mut HeaderMap, peer_trusted: bool) -> Stripped {
+        let mut doomed: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            let Ok(list) = value.to_str() else { continue };
+            for token in list.split(',') {
+                let token = token.trim();
+                if token.is_empty() {
+                    continue;
+                }
+                if let Ok(n) = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes()) {
+                    // Host and framing are rebuilt by scopegate; the rest go.
+                    if n != header::HOST {
+                        doomed.push(n);
+                    }
+                }
+            }
+        }
+        for name in headers.keys() {
+            let s = name.as_str();
+            if HOP_BY_HOP.contains(&s)
+                || self.is_scope(s)
+                || self.is_override(s)
+                || (!peer_trusted && Self::is_forwarding(s))
+            {
+                doomed.push(name.clone());
+            }
+        }
+        for name in &doomed {
+            headers.remove(name);
+        }
+        doomed.dedup();
+        Stripped { names: doomed }
+    }
+
+    /// Trailers get the same treatment as headers; no trailer is trusted.
+    pub fn strip_trailers(&self, trailers: &mut HeaderMap) {
+        self.strip_request(trailers, false);
+    }
+
+    /// Removes hop-by-hop and `Connection`-named headers from an upstream response.
+    pub fn strip_response(headers: &mut HeaderMap) {
+        let mut doomed: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            if let Ok(list) = value.to_str() {
+                doomed.extend(
+                    list.split(',')
+                        .filter_map(|t| HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok()),
+                );
+            }
+        }
+        doomed.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
+        for name in &doomed {
+            headers.remove(name);
+        }
+    }
+
+    /// Writes `X-Forwarded-For/-Proto/-Host`. From a trusted proxy the existing
+    /// chain is extended; otherwise (headers already stripped) it starts here.
+    pub fn write_forwarding(
+        &self,
+        headers: &mut HeaderMap,
+        peer: IpAddr,
+        peer_trusted: bool,
+        proto: &'static str,
+        host: Option<&str>,
+    ) {
+        const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+        const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+        const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+        let peer_s = peer.to_string();
+        let xff = match headers.get_all(&XFF).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>() {
+            prior if peer_trusted && !prior.is_empty() => format!("{}, {peer_s}", prior.join(", ")),
+            _ => peer_s,
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert(XFF, v);
+        }
+        if !(peer_trusted && headers.contains_key(&XFP)) {
+            headers.insert(XFP, HeaderValue::from_static(proto));
+        }
+        if !(peer_trusted && headers.contains_key(&XFH)) {
+            match host.map(HeaderValue::from_str) {
+                Some(Ok(v)) => {
+                    headers.insert(XFH, v);
+                }
+                _ => {
+                    headers.remove(&XFH);
+                }
+            }
+        }
+    }
+
+    /// Writes the trusted scope headers for a verified principal. Every value
+    /// went through [`crate::auth::ScopeValue`], so none can split a header.
+    pub fn write_scope(&self, headers: &mut HeaderMap, principal: &Principal, route: &HeaderValue) {
+        headers.insert(self.names.route.clone(), route.clone());
+        if let Some(c) = principal.credential() {
+            headers.insert(self.names.credential.clone(), HeaderValue::from_static(c));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> HeaderPolicy {
+        HeaderPolicy::new(
+            "X-Scope-",
+            &[HeaderName::from_static("x-original-url")],
+            vec!["10.0.0.0/8".parse().unwrap()],
+            HeaderName::from_static("x-request-id"),
+        )
+        .unwrap()
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut v: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn every_spelling_of_a_scope_header_is_removed_and_nothing_else() {
+        let mut h = headers(&[
+            ("x-scope-app", "a"),
+            ("X-SCOPE-APP", "b"),
+            ("x_scope_app", "c"),
+            ("x-scope_subject", "d"),
+            ("x_Scope-Customer-Email", "e"),
+            ("x-scopex", "kept"),
+            ("x-scop", "kept"),
+            ("accept", "kept"),
+        ]);
+        policy().strip_request(&mut h, false);
+        assert_eq!(names(&h), ["accept", "x-scop", "x-scopex"]);
+    }
+
+    #[test]
+    fn connection_named_and_hop_by_hop_headers_are_removed() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, X-Custom , x-scope-app"),
+            ("connection", "Authorization"),
+            ("x-custom", "1"),
+            ("authorization", "Bearer t"),
+            ("keep-alive", "timeout=5"),
+            ("upgrade", "h2c"),
+            ("te", "trailers"),
+            ("proxy-authorization", "x"),
+            ("host", "example.com"),
+            ("accept", "*/*"),
+        ]);
+        policy().strip_request(&mut h, false);
+        assert_eq!(names(&h), ["accept", "host"]);
+    }
+
+    #[test]
+    fn forwarding_headers_are_dropped_from_untrusted_peers_only() {
+        let pairs = [
+            ("x-forwarded-for", "1.2.3.4"),
+            ("X_Forwarded_Host", "evil"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
+        ];
+        let p = policy();
+        let mut h = headers(&pairs);
+        p.strip_request(&mut h, false);
+        assert!(h.is_empty());
+        let mut h = headers(&pairs);
+        p.strip_request(&mut h, true);
+        assert_eq!(h.len(), 4);
+    }
+
+    #[test]
+    fn routing_overrides_are_removed_in_any_spelling() {
+        let mut h = headers(&[("x_original_url", "/admin"), ("X-Original-URL", "/admin")]);
+        policy().strip_request(&mut h, true);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn forwarded_for_chain_is_extended_only_for_trusted_peers() {
+        let p = policy();
+        let peer: IpAddr = "10.1.1.1".parse().unwrap();
+        let mut h = headers(&[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
+        p.write_forwarding(&mut h, peer, true, "http", Some("api.example.com"));
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.1.1.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        let mut h = HeaderMap::new();
+        p.write_forwarding(&mut h, "192.0.2.7".parse().unwrap(), false, "http", None);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert!(!h.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_match_v4_ranges() {
+        assert!(policy().is_trusted("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!policy().is_trusted("192.0.2.1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,283 @@
+//! Listeners: accepting within the connection cap, HTTP/1.1 and HTTP/2 (h2c by
+//! prior knowledge) per connection, timeouts, and graceful shutdown.
+//!
+//! Invariants:
+//! - a connection holds one permit of the cap from accept to close, so at most
+//!   `max_connections` are open and draining waits for exactly those;
+//! - HTTP/1 header reads are always timed (a timer is installed, and the
+//!   header-read timeout also bounds a keep-alive wait for the next request);
+//! - a connection with no request in flight for `idle_timeout` is closed;
+//! - on shutdown the listener closes first, then every connection finishes its
+//!   in-flight requests until the drain deadline.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{watch, Semaphore},
+    task::JoinHandle,
+    time::Instant,
+};
+
+use crate::{body::ResponseBody, config::Config, proxy::Proxy};
+
+/// A running scopegate: its bound addresses and the handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    stop: watch::Sender<Phase>,
+    ready: Arc<AtomicBool>,
+    proxy_task: JoinHandle<()>,
+    admin_task: Option<JoinHandle<()>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Stop accepting; let connections finish in-flight requests.
+    Draining,
+    /// Drain deadline passed: drop whatever is left.
+    Halt,
+}
+
+/// Binds the listeners of `config` and starts serving.
+pub async fn start(config: Config) -> std::io::Result<Running> {
+    let config = Arc::new(config);
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let admin = match config.admin {
+        Some(a) => Some(TcpListener::bind(a).await?),
+        None => None,
+    };
+    let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
+    let (stop, stop_rx) = watch::channel(Phase::Serving);
+    let ready = Arc::new(AtomicBool::new(true));
+
+    let proxy_task = tokio::spawn(accept_loop(listener, Arc::clone(&config), stop_rx.clone()));
+    let admin_task = admin.map(|a| tokio::spawn(admin_loop(a, Arc::clone(&ready), stop_rx)));
+    tracing::info!(%addr, admin = ?admin_addr, routes = config.routes.routes().len(), "scopegate listening");
+    Ok(Running {
+        addr,
+        admin_addr,
+        stop,
+        ready,
+        proxy_task,
+        admin_task,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish until `deadline`, then
+    /// drops what is left. Returns once every listener task has ended.
+    pub async fn shutdown(self, deadline: Duration) {
+        self.ready.store(false, Ordering::SeqCst);
+        let _ = self.stop.send(Phase::Draining);
+        let stop = self.stop.clone();
+        let halt = tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            let _ = stop.send(Phase::Halt);
+        });
+        let _ = self.proxy_task.await;
+        halt.abort();
+        // The admin listener answers `/readyz` with 503 until the very end.
+        let _ = self.stop.send(Phase::Halt);
+        if let Some(t) = self.admin_task {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Per-connection bookkeeping for the idle timeout.
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Milliseconds since `epoch` of the last request start or response end.
+    last: AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        self.epoch + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle
+    }
+}
+
+fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let l = &config.limits;
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(l.header_read_timeout)
+        .max_headers(l.max_headers)
+        // Our own check answers with a JSON 431/414; hyper's buffer cap is the backstop.
+        .max_buf_size((l.max_header_bytes + l.max_uri_length + 1024).max(8192));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128)
+        .max_header_list_size(u32::try_from(l.max_header_bytes + l.max_uri_length).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    b
+}
+
+async fn accept_loop(listener: TcpListener, config: Arc<Config>, mut stop: watch::Receiver<Phase>) {
+    let cap = config.limits.max_connections;
+    let permits = Arc::new(Semaphore::new(cap));
+    let builder = Arc::new(http_builder(&config));
+    let proxy = Arc::new(Proxy::new(Arc::clone(&config)));
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => p.expect("semaphore is never closed"),
+            _ = stop.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (builder, proxy, stop) = (Arc::clone(&builder), Arc::clone(&proxy), stop.clone());
+        let idle = config.limits.idle_timeout;
+        tokio::spawn(async move {
+            serve_connection(stream, peer, &builder, proxy, idle, stop).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Draining: wait until every connection has returned its permit, or halt.
+    let all = u32::try_from(cap).unwrap_or(u32::MAX);
+    tokio::select! {
+        _ = permits.acquire_many(all) => {}
+        _ = wait_for(&mut stop, Phase::Halt) => {
+            tracing::warn!(open = cap - permits.available_permits(), "drain deadline passed; closing remaining connections");
+        }
+    }
+}
+
+async fn wait_for(stop: &mut watch::Receiver<Phase>, phase: Phase) {
+    let _ = stop.wait_for(|p| *p == phase).await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    builder: &auto::Builder<TokioExecutor>,
+    proxy: Arc<Proxy>,
+    idle: Duration,
+    mut stop: watch::Receiver<Phase>,
+) {
+    let activity = Arc::new(Activity {
+        in_flight: AtomicUsize::new(0),
+        last: AtomicU64::new(0),
+        epoch: Instant::now(),
+    });
+    let act = Arc::clone(&activity);
+    let service = service_fn(move |req: Request<Incoming>| {
+        let (proxy, act) = (Arc::clone(&proxy), Arc::clone(&act));
+        act.in_flight.fetch_add(1, Ordering::SeqCst);
+        act.touch();
+        async move {
+            let mut resp = proxy.handle(req, peer).await;
+            resp.body_mut().on_done(Box::new(move || {
+                act.touch();
+                act.in_flight.fetch_sub(1, Ordering::SeqCst);
+            }));
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut draining = *stop.borrow() != Phase::Serving;
+    if draining {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.changed() => {
+                match *stop.borrow_and_update() {
+                    Phase::Halt => return,
+                    Phase::Draining if !draining => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ => {}
+                }
+            }
+            _ = tokio::time::sleep_until(activity.idle_deadline(idle)), if !draining => {
+                let quiet = activity.in_flight.load(Ordering::SeqCst) == 0;
+                if quiet && Instant::now() >= activity.idle_deadline(idle) {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                } else if !quiet {
+                    activity.touch();
+                }
+            }
+        }
+    }
+}
+
+/// The admin listener: `/healthz` (alive) and `/readyz` (accepting traffic).
+async fn admin_loop(listener: TcpListener, ready: Arc<AtomicBool>, mut stop: watch::Receiver<Phase>) {
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
+            _ = wait_for(&mut stop, Phase::Halt) => return,
+        };
+        let (builder, ready) = (Arc::clone(&builder), Arc::clone(&ready));
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let ready = ready.load(Ordering::SeqCst);
+                async move { Ok::<_, Infallible>(admin_response(req.uri().path(), ready)) }
+            });
+            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+fn admin_response(path: &str, ready: bool) -> Response<ResponseBody> {
+    let (status, body) = match path {
+        "/healthz" => (StatusCode::OK, r#"{"status":"ok"}"#),
+        "/readyz" if ready => (StatusCode::OK, r#"{"status":"ready"}"#),
+        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#),
+        _ => (
+            StatusCode::NOT_FOUND,
+            r#"{"error":{"code":"not_found","message":"no such admin endpoint"}}"#,
+        ),
+    };
+    let mut r = Response::new(ResponseBody::full(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
