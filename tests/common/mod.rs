@@ -1,0 +1,319 @@
+//! Test harness: a real scopegate on an ephemeral loopback port in front of a
+//! real recording upstream, plus clients that speak HTTP (hyper) or raw bytes.
+//!
+//! Every test reads as: start upstream → start gate with a TOML config → send →
+//! assert on what the upstream recorded.
+#![allow(dead_code)]
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::{
+    client::legacy::Client,
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query exactly as received.
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub body_len: u64,
+    pub trailers: Option<HeaderMap>,
+}
+
+impl Recorded {
+    /// Every value of a header, in order.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    }
+
+    pub fn one(&self, name: &str) -> Option<String> {
+        let all = self.all(name);
+        assert!(all.len() <= 1, "header {name} received {} times: {all:?}", all.len());
+        all.into_iter().next()
+    }
+
+    /// Header names (lower case) starting with `prefix` after `_` → `-`.
+    pub fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.headers
+            .keys()
+            .map(|k| k.as_str().to_string())
+            .filter(|k| k.replace('_', "-").starts_with(prefix))
+            .collect()
+    }
+}
+
+/// How the upstream answers.
+#[derive(Clone, Debug)]
+pub enum Behavior {
+    /// 200 with a small JSON body, after recording the request (body read fully).
+    Ok,
+    /// Counts body bytes without keeping them (for huge bodies).
+    CountOnly,
+    /// Waits this long before answering.
+    Delay(Duration),
+    /// Sends headers declaring a long body, some bytes, then resets the connection.
+    ResetMidBody,
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    records: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Upstream {
+    pub async fn start(behavior: Behavior) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let recs = Arc::clone(&records);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (recs, behavior) = (Arc::clone(&recs), behavior.clone());
+                tokio::spawn(async move {
+                    if let Behavior::ResetMidBody = behavior {
+                        reset_mid_body(stream).await;
+                        return;
+                    }
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let (recs, behavior) = (Arc::clone(&recs), behavior.clone());
+                        async move { Ok::<_, Infallible>(record(req, recs, behavior).await) }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, records }
+    }
+
+    pub fn records(&self) -> Vec<Recorded> {
+        self.records.lock().unwrap().clone()
+    }
+
+    /// The only request received; fails if there were none or several.
+    pub fn single(&self) -> Recorded {
+        let r = self.records();
+        assert_eq!(r.len(), 1, "upstream received {} requests", r.len());
+        r.into_iter().next().unwrap()
+    }
+
+    pub fn count(&self) -> usize {
+        self.records.lock().unwrap().len()
+    }
+}
+
+async fn record(req: Request<Incoming>, recs: Arc<Mutex<Vec<Recorded>>>, behavior: Behavior) -> Response<Full<Bytes>> {
+    let (parts, mut body) = req.into_parts();
+    let mut kept = Vec::new();
+    let mut len = 0u64;
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        match frame.into_data() {
+            Ok(d) => {
+                len += d.len() as u64;
+                if !matches!(behavior, Behavior::CountOnly) {
+                    kept.extend_from_slice(&d);
+                }
+            }
+            Err(f) => trailers = f.into_trailers().ok(),
+        }
+    }
+    recs.lock().unwrap().push(Recorded {
+        method: parts.method.to_string(),
+        target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        headers: parts.headers,
+        body: kept.into(),
+        body_len: len,
+        trailers,
+    });
+    if let Behavior::Delay(d) = behavior {
+        tokio::time::sleep(d).await;
+    }
+    let mut resp = Response::new(Full::new(Bytes::from_static(br#"{"data":[{"id":"b1"}]}"#)));
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    // Hop-by-hop headers from the upstream must not reach the client.
+    resp.headers_mut().insert("x-upstream-private", "1".parse().unwrap());
+    resp.headers_mut()
+        .insert("connection", "x-upstream-private".parse().unwrap());
+    resp
+}
+
+/// Reads the request head, then promises 1 MB and dies after a few bytes.
+async fn reset_mid_body(mut stream: TcpStream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut seen = Vec::new();
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\ncontent-type: text/plain\r\n\r\npartial-data")
+        .await;
+    let _ = stream.flush().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = stream.set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// A scopegate running in-process.
+pub struct Gate {
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    running: Option<scopegate::Running>,
+}
+
+/// A minimal config with one upstream called `backend` and the given routes
+/// (TOML `[[route]]` tables). `{upstream}` in `extra` is replaced too.
+pub fn config(upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+drain_timeout = "5s"
+
+[admin]
+address = "127.0.0.1:0"
+
+[[upstream]]
+name = "backend"
+url = "http://{upstream}"
+connect_timeout = "1s"
+response_timeout = "2s"
+
+{}
+"#,
+        extra.replace("{upstream}", &upstream.to_string())
+    )
+}
+
+/// Routes most tests use: a public catch-all under /v2 and a public /open.
+pub const PUBLIC_ROUTES: &str = r#"
+[[route]]
+name = "v2"
+path = "/v2/*"
+auth = ["public"]
+upstream = "backend"
+
+[[route]]
+name = "open"
+path = "/open"
+auth = ["public"]
+upstream = "backend"
+"#;
+
+impl Gate {
+    pub async fn start(toml: &str) -> Self {
+        let config = scopegate::Config::from_toml(toml).unwrap_or_else(|e| panic!("bad test config:\n{e}"));
+        let running = scopegate::start(config).await.unwrap();
+        Self {
+            addr: running.addr,
+            admin: running.admin_addr,
+            running: Some(running),
+        }
+    }
+
+    /// A gate in front of `upstream` with [`PUBLIC_ROUTES`] plus `extra`.
+    pub async fn public(upstream: &Upstream, extra: &str) -> Self {
+        Self::start(&config(upstream.addr, &format!("{PUBLIC_ROUTES}\n{extra}"))).await
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    pub async fn shutdown(mut self, deadline: Duration) {
+        if let Some(r) = self.running.take() {
+            r.shutdown(deadline).await;
+        }
+    }
+}
+
+/// A response read fully.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {:?}", self.body))
+    }
+
+    /// The `error.code` of a scopegate error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// Sends a request with hyper's client (HTTP/1.1) and reads the whole reply.
+pub async fn send(req: Request<Full<Bytes>>) -> Reply {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .expect("reply within 10s")
+        .expect("request succeeds at the HTTP level");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(url: &str) -> Reply {
+    send(Request::get(url).body(Full::default()).unwrap()).await
+}
+
+/// Writes raw bytes, then reads until the server closes or `wait` passes
+/// without new data. Returns everything read, lossily as text.
+pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(wait, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status codes of every response in a raw HTTP/1 byte stream, in order.
+pub fn statuses(raw: &str) -> Vec<u16> {
+    raw.match_indices("HTTP/1.1 ")
+        .filter_map(|(i, _)| raw.get(i + 9..i + 12)?.parse().ok())
+        .collect()
+}
