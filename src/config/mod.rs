@@ -141,16 +141,67 @@ impl Config {
     }
 
     fn from_figment(f: Figment) -> Result<Self, ConfigError> {
-        let raw: RawConfig = f.extract().map_err(figment_problems)?;
-        compile(raw)
+        compile(extract(&f)?)
     }
 }
 
-fn figment_problems(err: figment::Error) -> ConfigError {
+/// Deserializes table by table and array element by array element, so that a
+/// file with several typos reports all of them (serde stops at the first).
+fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
+    use figment::value::Value;
+    use std::collections::BTreeMap;
+
+    let top: BTreeMap<String, Value> = f.extract().map_err(|e| figment_problems(e, ""))?;
+    let mut raw = RawConfig::default();
+    let mut problems = Vec::new();
+    fn one<T: serde::de::DeserializeOwned>(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<T> {
+        v.deserialize()
+            .map_err(|e| problems.extend(figment_problems(e, path).problems))
+            .ok()
+    }
+    fn many<T: serde::de::DeserializeOwned>(v: &Value, key: &str, problems: &mut Vec<Problem>) -> Vec<T> {
+        match v.as_array() {
+            Some(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| one(item, &format!("{key}[{i}]"), problems))
+                .collect(),
+            None => {
+                problems.push(Problem {
+                    path: key.into(),
+                    message: format!("must be an array of tables ([[{key}]])"),
+                });
+                Vec::new()
+            }
+        }
+    }
+    for (key, value) in &top {
+        match key.as_str() {
+            "listen" => raw.listen = one(value, key, &mut problems).unwrap_or_default(),
+            "admin" => raw.admin = one(value, key, &mut problems),
+            "log" => raw.log = one(value, key, &mut problems).unwrap_or_default(),
+            "limits" => raw.limits = one(value, key, &mut problems).unwrap_or_default(),
+            "proxy" => raw.proxy = one(value, key, &mut problems).unwrap_or_default(),
+            "upstream" => raw.upstream = many(value, key, &mut problems),
+            "route" => raw.route = many(value, key, &mut problems),
+            _ => problems.push(Problem {
+                path: key.clone(),
+                message: "unknown key (expected listen, admin, log, limits, proxy, upstream or route)".into(),
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(raw)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+fn figment_problems(err: figment::Error, base: &str) -> ConfigError {
     let problems = err
         .into_iter()
         .map(|e| {
-            let mut path = String::new();
+            let mut path = base.to_string();
             for part in &e.path {
                 if part.bytes().all(|b| b.is_ascii_digit()) {
                     path.push_str(&format!("[{part}]"));
