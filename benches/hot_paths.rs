@@ -1,1 +1,112 @@
-fn main(){}
+//! Hot-path micro benchmarks: what every request pays before it is forwarded.
+//! Run with `cargo bench --bench hot_paths`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use scopegate::{path, routes::Lookup, Config};
+
+const CONFIG: &str = r#"
+[[upstream]]
+name = "b"
+url = "http://127.0.0.1:9"
+
+[[route]]
+name = "list"
+methods = ["GET"]
+path = "/v2/bookings"
+auth = ["public"]
+upstream = "b"
+
+[[route]]
+name = "one"
+path = "/v2/bookings/{id}"
+auth = ["public"]
+upstream = "b"
+
+[[route]]
+name = "action"
+path = "/v2/bookings/{id}/external_action/{action}"
+auth = ["public"]
+upstream = "b"
+
+[[route]]
+name = "resources"
+path = "/v2/resources/*"
+auth = ["public"]
+upstream = "b"
+
+[[route]]
+name = "catch"
+path = "/v2/*"
+auth = ["public"]
+upstream = "b"
+"#;
+
+fn typical_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("host", "api.example.com"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+        ),
+        ("accept", "application/json"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("accept-language", "en-US,en;q=0.9"),
+        ("connection", "keep-alive"),
+        ("x-scope-app", "forged"),
+        ("x-forwarded-for", "203.0.113.9"),
+    ] {
+        h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn benches(c: &mut Criterion) {
+    c.bench_function("normalize/plain", |b| {
+        b.iter(|| {
+            path::normalize(black_box(
+                "/v2/bookings/b-1001/external_action/cancel_by_customer",
+            ))
+        })
+    });
+    c.bench_function("normalize/dirty", |b| {
+        b.iter(|| path::normalize(black_box("/v2/./bookings//%62-1001/../b-1002/%7Euser")))
+    });
+
+    let config = Config::from_toml(CONFIG).expect("bench config");
+    c.bench_function("routes/lookup_param", |b| {
+        b.iter(|| {
+            let l = config.routes.lookup(
+                None,
+                &Method::GET,
+                black_box("/v2/bookings/b-1001/external_action/cancel"),
+            );
+            assert!(matches!(l, Lookup::Found(..)));
+        })
+    });
+    c.bench_function("routes/lookup_wildcard", |b| {
+        b.iter(|| {
+            config
+                .routes
+                .lookup(None, &Method::GET, black_box("/v2/other/thing"))
+        })
+    });
+
+    let template = typical_headers();
+    c.bench_function("scope/strip_request", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |mut h| {
+                config.headers.strip_request(&mut h, false);
+                h
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(hot_paths, benches);
+criterion_main!(hot_paths);

@@ -98,7 +98,10 @@ impl GateError {
         let mut resp = Response::new(ResponseBody::full(body.to_string()));
         *resp.status_mut() = self.status();
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let GateError::MethodNotAllowed(methods) = &self {
             let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
@@ -106,7 +109,10 @@ impl GateError {
                 h.insert(header::ALLOW, v);
             }
         }
-        if matches!(self, GateError::UriTooLong | GateError::HeadersTooLarge | GateError::BodyTooLarge) {
+        if matches!(
+            self,
+            GateError::UriTooLong | GateError::HeadersTooLarge | GateError::BodyTooLarge
+        ) {
             // The rest of an oversized request is not read; the connection must not be reused.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use scopegate::{config::LogFormat, Config};
 
 #[derive(Parser)]
-#[command(name = "scopegate", version, about = "Authentication sidecar for booking APIs")]
+#[command(
+    name = "scopegate",
+    version,
+    about = "Authentication sidecar for booking APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,7 +21,12 @@ struct Cli {
 enum Command {
     /// Serve traffic until SIGTERM or SIGINT, then drain.
     Run {
-        #[arg(long, short, env = "SCOPEGATE_CONFIG", default_value = "config/scopegate.toml")]
+        #[arg(
+            long,
+            short,
+            env = "SCOPEGATE_CONFIG",
+            default_value = "config/scopegate.toml"
+        )]
         config: PathBuf,
         /// Overrides `log.format` from the configuration.
         #[arg(long, value_enum)]
@@ -25,7 +34,12 @@ enum Command {
     },
     /// Validate a configuration and print its route table.
     Check {
-        #[arg(long, short, env = "SCOPEGATE_CONFIG", default_value = "config/scopegate.toml")]
+        #[arg(
+            long,
+            short,
+            env = "SCOPEGATE_CONFIG",
+            default_value = "config/scopegate.toml"
+        )]
         config: PathBuf,
     },
 }
@@ -90,7 +104,10 @@ fn run(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -7,7 +7,9 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
-use http::{header, request::Parts, uri::Authority, HeaderMap, HeaderValue, Request, Response, Version};
+use http::{
+    header, request::Parts, uri::Authority, HeaderMap, HeaderValue, Request, Response, Version,
+};
 use hyper::body::Incoming;
 
 use crate::{
@@ -50,7 +52,16 @@ impl Proxy {
         let request_id = request_id(&parts.headers, config.headers.request_id_header());
         let mut trace = Trace::default();
 
-        let result = forward(config, &mut parts, body, peer, &request_id, &mut trace, started).await;
+        let result = forward(
+            config,
+            &mut parts,
+            body,
+            peer,
+            &request_id,
+            &mut trace,
+            started,
+        )
+        .await;
         let (mut resp, outcome, cause) = match result {
             Ok(resp) => (resp, "forwarded", None),
             Err(e) => {
@@ -59,8 +70,10 @@ impl Proxy {
                 (e.into_response(), code, cause)
             }
         };
-        resp.headers_mut()
-            .insert(config.headers.request_id_header().clone(), request_id.clone());
+        resp.headers_mut().insert(
+            config.headers.request_id_header().clone(),
+            request_id.clone(),
+        );
 
         tracing::info!(
             target: "scopegate::access",
@@ -96,7 +109,10 @@ async fn forward(
     trace.path = Some(path.clone().into_owned());
 
     let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
-    let route = match config.routes.lookup(hostname.as_deref(), &parts.method, &path) {
+    let route = match config
+        .routes
+        .lookup(hostname.as_deref(), &parts.method, &path)
+    {
         Lookup::Found(route, _params) => route,
         Lookup::MethodNotAllowed(allowed) => return Err(GateError::MethodNotAllowed(allowed)),
         Lookup::NotFound => return Err(GateError::NotFound),
@@ -129,7 +145,11 @@ async fn forward(
     }
     headers.insert(policy.request_id_header().clone(), request_id.clone());
 
-    let mut req = Request::new(RequestBody::new(body, config.limits.max_body_bytes, Arc::clone(policy)));
+    let mut req = Request::new(RequestBody::new(
+        body,
+        config.limits.max_body_bytes,
+        Arc::clone(policy),
+    ));
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = target;
     *req.version_mut() = Version::HTTP_11;
@@ -172,7 +192,11 @@ fn check_limits(config: &Config, parts: &Parts) -> Result<(), GateError> {
     }
     if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
         // hyper has already refused malformed or conflicting lengths.
-        let len: u64 = len.to_str().ok().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(u64::MAX);
         if len > limits.max_body_bytes {
             return Err(GateError::BodyTooLarge);
         }
@@ -199,7 +223,9 @@ fn request_host(parts: &Parts) -> Result<Option<Authority>, GateError> {
         None => None,
     };
     match (parts.uri.authority(), header_host) {
-        (Some(target), Some(h)) if !target.as_str().eq_ignore_ascii_case(h.as_str()) => Err(GateError::BadHost),
+        (Some(target), Some(h)) if !target.as_str().eq_ignore_ascii_case(h.as_str()) => {
+            Err(GateError::BadHost)
+        }
         (Some(target), _) if target.as_str().contains('@') => Err(GateError::BadHost),
         (Some(target), _) => Ok(Some(target.clone())),
         (None, h) => Ok(h),
@@ -211,8 +237,7 @@ fn request_id(headers: &HeaderMap, name: &http::HeaderName) -> HeaderValue {
     let mut values = headers.get_all(name).iter();
     if let (Some(v), None) = (values.next(), values.next()) {
         let ok = (1..=128).contains(&v.len())
-            && v
-                .as_bytes()
+            && v.as_bytes()
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
         if ok {
@@ -237,18 +262,45 @@ mod tests {
 
     #[test]
     fn host_comes_from_target_or_single_header() {
-        assert_eq!(request_host(&parts("/x", &["Api.Example.com:8080"])).unwrap().unwrap().host(), "Api.Example.com");
-        assert_eq!(request_host(&parts("http://a.example/x", &["a.example"])).unwrap().unwrap().as_str(), "a.example");
+        assert_eq!(
+            request_host(&parts("/x", &["Api.Example.com:8080"]))
+                .unwrap()
+                .unwrap()
+                .host(),
+            "Api.Example.com"
+        );
+        assert_eq!(
+            request_host(&parts("http://a.example/x", &["a.example"]))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "a.example"
+        );
         assert!(request_host(&parts("/x", &[])).unwrap().is_none());
     }
 
     #[test]
     fn conflicting_or_repeated_hosts_are_refused() {
-        assert!(matches!(request_host(&parts("/x", &["a", "b"])), Err(GateError::BadHost)));
-        assert!(matches!(request_host(&parts("/x", &["a", "a"])), Err(GateError::BadHost)));
-        assert!(matches!(request_host(&parts("http://a/x", &["b"])), Err(GateError::BadHost)));
-        assert!(matches!(request_host(&parts("/x", &["u@a"])), Err(GateError::BadHost)));
-        assert!(matches!(request_host(&parts("/x", &["a b"])), Err(GateError::BadHost)));
+        assert!(matches!(
+            request_host(&parts("/x", &["a", "b"])),
+            Err(GateError::BadHost)
+        ));
+        assert!(matches!(
+            request_host(&parts("/x", &["a", "a"])),
+            Err(GateError::BadHost)
+        ));
+        assert!(matches!(
+            request_host(&parts("http://a/x", &["b"])),
+            Err(GateError::BadHost)
+        ));
+        assert!(matches!(
+            request_host(&parts("/x", &["u@a"])),
+            Err(GateError::BadHost)
+        ));
+        assert!(matches!(
+            request_host(&parts("/x", &["a b"])),
+            Err(GateError::BadHost)
+        ));
     }
 
     #[test]

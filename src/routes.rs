@@ -73,7 +73,8 @@ impl Pattern {
                         return Err(PatternError::MisplacedWildcard);
                     }
                     Segment::Wildcard
-                } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'))
+                {
                     let valid = name
                         .chars()
                         .next()
@@ -225,10 +226,13 @@ impl Route {
 /// exactly when their literals agree position by position.
 fn patterns_can_share_a_path(a: &Pattern, b: &Pattern) -> bool {
     a.segments.len() == b.segments.len()
-        && a.segments.iter().zip(&b.segments).all(|(x, y)| match (x, y) {
-            (Segment::Literal(x), Segment::Literal(y)) => x == y,
-            _ => x.rank() == y.rank(),
-        })
+        && a.segments
+            .iter()
+            .zip(&b.segments)
+            .all(|(x, y)| match (x, y) {
+                (Segment::Literal(x), Segment::Literal(y)) => x == y,
+                _ => x.rank() == y.rank(),
+            })
 }
 
 /// Two routes that can match one request with the same specificity.
@@ -282,7 +286,12 @@ impl RouteTable {
     }
 
     /// `host` is lower-case without port, when the request named one.
-    pub fn lookup<'t, 'p>(&'t self, host: Option<&str>, method: &Method, path: &'p str) -> Lookup<'t, 'p> {
+    pub fn lookup<'t, 'p>(
+        &'t self,
+        host: Option<&str>,
+        method: &Method,
+        path: &'p str,
+    ) -> Lookup<'t, 'p> {
         let mut allowed: Vec<Method> = Vec::new();
         for route in &self.routes {
             if let Some(h) = &route.host {
@@ -322,7 +331,11 @@ impl fmt::Display for RouteTable {
             let methods = if r.methods.is_empty() {
                 "*".to_string()
             } else {
-                r.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(",")
+                r.methods
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
             };
             writeln!(
                 f,
@@ -374,7 +387,9 @@ mod tests {
         assert!(p("/v2/bookings").matches("/v2/bookings").is_some());
         assert!(p("/v2/bookings").matches("/v2/bookings/").is_none());
         assert!(p("/v2/bookings").matches("/v2/bookingsx").is_none());
-        let m = p("/v2/bookings/{id}/{action}").matches("/v2/bookings/b1/cancel").unwrap();
+        let m = p("/v2/bookings/{id}/{action}")
+            .matches("/v2/bookings/b1/cancel")
+            .unwrap();
         assert_eq!(m.get("id"), Some("b1"));
         assert_eq!(m.get("action"), Some("cancel"));
         assert!(p("/v2/bookings/{id}").matches("/v2/bookings/").is_none());
@@ -389,13 +404,28 @@ mod tests {
     #[test]
     fn bad_patterns_are_refused() {
         assert_eq!(Pattern::parse("v2"), Err(PatternError::NotAbsolute));
-        assert_eq!(Pattern::parse("/a/*/b"), Err(PatternError::MisplacedWildcard));
+        assert_eq!(
+            Pattern::parse("/a/*/b"),
+            Err(PatternError::MisplacedWildcard)
+        );
         assert_eq!(Pattern::parse("/a*"), Err(PatternError::MisplacedWildcard));
-        assert!(matches!(Pattern::parse("/{1x}"), Err(PatternError::BadParam(_))));
-        assert!(matches!(Pattern::parse("/{a}/{a}"), Err(PatternError::DuplicateParam(_))));
+        assert!(matches!(
+            Pattern::parse("/{1x}"),
+            Err(PatternError::BadParam(_))
+        ));
+        assert!(matches!(
+            Pattern::parse("/{a}/{a}"),
+            Err(PatternError::DuplicateParam(_))
+        ));
         assert_eq!(Pattern::parse("/a//b"), Err(PatternError::EmptySegment));
-        assert!(matches!(Pattern::parse("/a/../b"), Err(PatternError::NotNormalized(_))));
-        assert!(matches!(Pattern::parse("/%62"), Err(PatternError::NotNormalized(_))));
+        assert!(matches!(
+            Pattern::parse("/a/../b"),
+            Err(PatternError::NotNormalized(_))
+        ));
+        assert!(matches!(
+            Pattern::parse("/%62"),
+            Err(PatternError::NotNormalized(_))
+        ));
     }
 
     #[test]
@@ -409,10 +439,22 @@ mod tests {
             route("hosted", Some("api.example.com"), &[], "/*"),
         ])
         .unwrap();
-        assert_eq!(found(&t, None, "GET", "/v2/bookings").as_deref(), Some("get-list"));
-        assert_eq!(found(&t, None, "POST", "/v2/bookings").as_deref(), Some("list"));
-        assert_eq!(found(&t, None, "GET", "/v2/bookings/7").as_deref(), Some("one"));
-        assert_eq!(found(&t, None, "GET", "/v2/bookings/7/x").as_deref(), Some("v2"));
+        assert_eq!(
+            found(&t, None, "GET", "/v2/bookings").as_deref(),
+            Some("get-list")
+        );
+        assert_eq!(
+            found(&t, None, "POST", "/v2/bookings").as_deref(),
+            Some("list")
+        );
+        assert_eq!(
+            found(&t, None, "GET", "/v2/bookings/7").as_deref(),
+            Some("one")
+        );
+        assert_eq!(
+            found(&t, None, "GET", "/v2/bookings/7/x").as_deref(),
+            Some("v2")
+        );
         assert_eq!(found(&t, None, "GET", "/v3").as_deref(), Some("any"));
         assert_eq!(
             found(&t, Some("api.example.com"), "GET", "/v2/bookings").as_deref(),
@@ -438,7 +480,10 @@ mod tests {
             Lookup::MethodNotAllowed(m) => assert_eq!(m, vec![Method::GET, Method::HEAD]),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(t.lookup(None, &Method::GET, "/b"), Lookup::NotFound));
+        assert!(matches!(
+            t.lookup(None, &Method::GET, "/b"),
+            Lookup::NotFound
+        ));
     }
 
     #[test]

@@ -166,10 +166,9 @@ impl HeaderPolicy {
         let mut doomed: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(header::CONNECTION) {
             if let Ok(list) = value.to_str() {
-                doomed.extend(
-                    list.split(',')
-                        .filter_map(|t| HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok()),
-                );
+                doomed.extend(list.split(',').filter_map(|t| {
+                    HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok()
+                }));
             }
         }
         doomed.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
@@ -192,7 +191,12 @@ impl HeaderPolicy {
         const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
         const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
         let peer_s = peer.to_string();
-        let xff = match headers.get_all(&XFF).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>() {
+        let xff = match headers
+            .get_all(&XFF)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+        {
             prior if peer_trusted && !prior.is_empty() => format!("{}, {peer_s}", prior.join(", ")),
             _ => peer_s,
         };
@@ -241,7 +245,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -314,7 +321,10 @@ mod tests {
     fn forwarded_for_chain_is_extended_only_for_trusted_peers() {
         let p = policy();
         let peer: IpAddr = "10.1.1.1".parse().unwrap();
-        let mut h = headers(&[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
+        let mut h = headers(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+        ]);
         p.write_forwarding(&mut h, peer, true, "http", Some("api.example.com"));
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.1.1.1");
         assert_eq!(h["x-forwarded-proto"], "https");

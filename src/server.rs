@@ -111,7 +111,8 @@ struct Activity {
 
 impl Activity {
     fn touch(&self) {
-        self.last.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     fn idle_deadline(&self, idle: Duration) -> Instant {
@@ -131,7 +132,9 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(128)
-        .max_header_list_size(u32::try_from(l.max_header_bytes + l.max_uri_length).unwrap_or(u32::MAX))
+        .max_header_list_size(
+            u32::try_from(l.max_header_bytes + l.max_uri_length).unwrap_or(u32::MAX),
+        )
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     b
@@ -247,7 +250,11 @@ async fn serve_connection(
 }
 
 /// The admin listener: `/healthz` (alive) and `/readyz` (accepting traffic).
-async fn admin_loop(listener: TcpListener, ready: Arc<AtomicBool>, mut stop: watch::Receiver<Phase>) {
+async fn admin_loop(
+    listener: TcpListener,
+    ready: Arc<AtomicBool>,
+    mut stop: watch::Receiver<Phase>,
+) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         let stream = tokio::select! {
@@ -260,7 +267,9 @@ async fn admin_loop(listener: TcpListener, ready: Arc<AtomicBool>, mut stop: wat
                 let ready = ready.load(Ordering::SeqCst);
                 async move { Ok::<_, Infallible>(admin_response(req.uri().path(), ready)) }
             });
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -277,7 +286,9 @@ fn admin_response(path: &str, ready: bool) -> Response<ResponseBody> {
     };
     let mut r = Response::new(ResponseBody::full(body));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }

@@ -46,7 +46,11 @@ impl std::fmt::Debug for Upstream {
 impl std::fmt::Display for Upstream {
     /// Name and target, never the credential's value.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:<12} http://{}{}", self.name, self.authority, self.base_path)?;
+        write!(
+            f,
+            "{:<12} http://{}{}",
+            self.name, self.authority, self.base_path
+        )?;
         if let Some((name, _)) = &self.credential {
             write!(f, " (adds {name})")?;
         }
@@ -100,7 +104,9 @@ impl Upstream {
 
     /// The upstream target: base path + route prefix + normalized path + query.
     pub fn target(&self, prefix: &str, path: &str, query: Option<&str>) -> Result<Uri, GateError> {
-        let mut pq = String::with_capacity(self.base_path.len() + prefix.len() + path.len() + 1 + query.map_or(0, str::len));
+        let mut pq = String::with_capacity(
+            self.base_path.len() + prefix.len() + path.len() + 1 + query.map_or(0, str::len),
+        );
         pq.push_str(&self.base_path);
         pq.push_str(prefix);
         pq.push_str(path);

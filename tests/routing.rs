@@ -10,7 +10,8 @@ use common::*;
 const WAIT: Duration = Duration::from_millis(500);
 
 fn get_req(target: &str) -> Vec<u8> {
-    format!("GET {target} HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n").into_bytes()
+    format!("GET {target} HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n")
+        .into_bytes()
 }
 
 #[tokio::test]
@@ -48,9 +49,17 @@ upstream = "backend"
 "#,
     ))
     .await;
-    let out = raw(gate.addr, b"DELETE /v2/bookings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", WAIT).await;
+    let out = raw(
+        gate.addr,
+        b"DELETE /v2/bookings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        WAIT,
+    )
+    .await;
     assert_eq!(statuses(&out), [405]);
-    assert!(out.to_ascii_lowercase().contains("allow: get, head"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("allow: get, head"),
+        "{out}"
+    );
     assert_eq!(up.count(), 0);
 }
 
@@ -58,7 +67,12 @@ upstream = "backend"
 async fn dot_segments_are_resolved_before_matching_and_forwarding() {
     let up = Upstream::start(Behavior::Ok).await;
     let gate = Gate::public(&up, "").await;
-    let out = raw(gate.addr, &get_req("/open/../v2/./bookings//list/%7Euser?x=1&y=%2F"), WAIT).await;
+    let out = raw(
+        gate.addr,
+        &get_req("/open/../v2/./bookings//list/%7Euser?x=1&y=%2F"),
+        WAIT,
+    )
+    .await;
     assert_eq!(statuses(&out), [200], "{out}");
     let rec = up.single();
     assert_eq!(rec.target, "/v2/bookings/list/~user?x=1&y=%2F");
@@ -69,7 +83,12 @@ async fn dot_segments_are_resolved_before_matching_and_forwarding() {
 async fn traversal_out_of_a_public_prefix_cannot_reach_an_unrouted_path() {
     let up = Upstream::start(Behavior::Ok).await;
     let gate = Gate::public(&up, "").await;
-    for target in ["/v2/../admin", "/v2/%2e%2e/admin", "/v2/%2E%2e/%2e%2e/admin", "/v2/.%2e/admin"] {
+    for target in [
+        "/v2/../admin",
+        "/v2/%2e%2e/admin",
+        "/v2/%2E%2e/%2e%2e/admin",
+        "/v2/.%2e/admin",
+    ] {
         let out = raw(gate.addr, &get_req(target), WAIT).await;
         assert_eq!(statuses(&out), [404], "{target}: {out}");
     }
@@ -161,7 +180,11 @@ upstream = "backend"
     ] {
         let req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         raw(gate.addr, req.as_bytes(), WAIT).await;
-        assert_eq!(up.records().last().unwrap().all("x-scope-route"), [route], "{target} {host}");
+        assert_eq!(
+            up.records().last().unwrap().all("x-scope-route"),
+            [route],
+            "{target} {host}"
+        );
     }
 }
 
@@ -187,8 +210,16 @@ upstream_path_prefix = "/legacy"
         up.addr
     );
     let gate = Gate::start(&toml).await;
-    raw(gate.addr, &get_req("/v2/bookings?search=state:confirmed"), WAIT).await;
-    assert_eq!(up.single().target, "/api/legacy/v2/bookings?search=state:confirmed");
+    raw(
+        gate.addr,
+        &get_req("/v2/bookings?search=state:confirmed"),
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        up.single().target,
+        "/api/legacy/v2/bookings?search=state:confirmed"
+    );
 }
 
 #[tokio::test]

@@ -69,7 +69,10 @@ mod tests {
         assert!(ScopeValue::new("marty@example.com").is_ok());
         assert!(ScopeValue::new("jöns@exämple.se").is_ok());
         assert_eq!(ScopeValue::new(""), Err(ScopeValueError::Empty));
-        assert_eq!(ScopeValue::new("a\r\nX-Evil: 1"), Err(ScopeValueError::Forbidden));
+        assert_eq!(
+            ScopeValue::new("a\r\nX-Evil: 1"),
+            Err(ScopeValueError::Forbidden)
+        );
         assert_eq!(ScopeValue::new("a\0b"), Err(ScopeValueError::Forbidden));
         assert_eq!(ScopeValue::new("a,b"), Err(ScopeValueError::Forbidden));
         assert_eq!(

@@ -154,12 +154,20 @@ fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
     let top: BTreeMap<String, Value> = f.extract().map_err(|e| figment_problems(e, ""))?;
     let mut raw = RawConfig::default();
     let mut problems = Vec::new();
-    fn one<T: serde::de::DeserializeOwned>(v: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<T> {
+    fn one<T: serde::de::DeserializeOwned>(
+        v: &Value,
+        path: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<T> {
         v.deserialize()
             .map_err(|e| problems.extend(figment_problems(e, path).problems))
             .ok()
     }
-    fn many<T: serde::de::DeserializeOwned>(v: &Value, key: &str, problems: &mut Vec<Problem>) -> Vec<T> {
+    fn many<T: serde::de::DeserializeOwned>(
+        v: &Value,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Vec<T> {
         match v.as_array() {
             Some(items) => items
                 .iter()
@@ -186,7 +194,9 @@ fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
             "route" => raw.route = many(value, key, &mut problems),
             _ => problems.push(Problem {
                 path: key.clone(),
-                message: "unknown key (expected listen, admin, log, limits, proxy, upstream or route)".into(),
+                message:
+                    "unknown key (expected listen, admin, log, limits, proxy, upstream or route)"
+                        .into(),
             }),
         }
     }
@@ -239,7 +249,12 @@ impl Checker {
 
     fn addr(&mut self, path: &str, v: &str) -> Option<SocketAddr> {
         v.parse()
-            .map_err(|_| self.err(path, format!("invalid socket address {v:?} (expected e.g. \"127.0.0.1:8080\")")))
+            .map_err(|_| {
+                self.err(
+                    path,
+                    format!("invalid socket address {v:?} (expected e.g. \"127.0.0.1:8080\")"),
+                )
+            })
             .ok()
     }
 
@@ -275,11 +290,17 @@ impl Checker {
             (None, Some(e), None) => SecretSource::Env(e),
             (None, None, Some(p)) => SecretSource::File(p),
             (None, None, None) => {
-                self.err(path, format!("one of {field}_env, {field}_file or {field} is required"));
+                self.err(
+                    path,
+                    format!("one of {field}_env, {field}_file or {field} is required"),
+                );
                 return None;
             }
             _ => {
-                self.err(path, format!("give only one of {field}_env, {field}_file or {field}"));
+                self.err(
+                    path,
+                    format!("give only one of {field}_env, {field}_file or {field}"),
+                );
                 return None;
             }
         };
@@ -299,7 +320,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut c = Checker::default();
 
     let listen = c.addr("listen.address", &raw.listen.address);
-    let admin = raw.admin.as_ref().and_then(|a| c.addr("admin.address", &a.address));
+    let admin = raw
+        .admin
+        .as_ref()
+        .and_then(|a| c.addr("admin.address", &a.address));
     if let (Some(l), Some(a)) = (listen, admin) {
         if l == a && l.port() != 0 {
             c.err("admin.address", "must differ from listen.address");
@@ -310,7 +334,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         "human" => LogFormat::Human,
         "json" => LogFormat::Json,
         other => {
-            c.err("log.format", format!("unknown format {other:?} (expected \"human\" or \"json\")"));
+            c.err(
+                "log.format",
+                format!("unknown format {other:?} (expected \"human\" or \"json\")"),
+            );
             LogFormat::Human
         }
     };
@@ -333,7 +360,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         c.err("limits.max_connections", "is unreasonably large");
     }
     if limits.max_uri_length > 65_000 {
-        c.err("limits.max_uri_length", "must be at most 65000 bytes (the HTTP parser's own cap)");
+        c.err(
+            "limits.max_uri_length",
+            "must be at most 65000 bytes (the HTTP parser's own cap)",
+        );
     }
 
     let headers = compile_headers(&mut c, &raw.proxy);
@@ -346,7 +376,9 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     if !c.problems.is_empty() {
-        return Err(ConfigError { problems: c.problems });
+        return Err(ConfigError {
+            problems: c.problems,
+        });
     }
     let (Some(listen), Some(headers), Some(routes)) = (listen, headers, routes) else {
         unreachable!("every None above recorded a problem");
@@ -375,7 +407,10 @@ fn compile_headers(c: &mut Checker, p: &raw::RawProxy) -> Option<HeaderPolicy> {
             .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from));
         match net {
             Ok(n) => trusted.push(n),
-            Err(_) => c.err(format!("proxy.trusted_proxies[{i}]"), format!("invalid CIDR or address {t:?}")),
+            Err(_) => c.err(
+                format!("proxy.trusted_proxies[{i}]"),
+                format!("invalid CIDR or address {t:?}"),
+            ),
         }
     }
     let prefix = &p.scope_header_prefix;
@@ -395,8 +430,16 @@ fn compile_headers(c: &mut Checker, p: &raw::RawProxy) -> Option<HeaderPolicy> {
         .filter_map(|(i, h)| c.header_name(&format!("proxy.strip_headers[{i}]"), h))
         .collect();
     let request_id = c.header_name("proxy.request_id_header", &p.request_id_header)?;
-    if prefix_ok && request_id.as_str().replace('_', "-").starts_with(&prefix.to_ascii_lowercase()) {
-        c.err("proxy.request_id_header", "must not use the scope header prefix");
+    if prefix_ok
+        && request_id
+            .as_str()
+            .replace('_', "-")
+            .starts_with(&prefix.to_ascii_lowercase())
+    {
+        c.err(
+            "proxy.request_id_header",
+            "must not use the scope header prefix",
+        );
     }
     if !prefix_ok {
         return None;
@@ -412,7 +455,10 @@ fn compile_upstreams(c: &mut Checker, raw: &[raw::RawUpstream]) -> Vec<Upstream>
             c.err(format!("{path}.name"), "must not be empty");
         }
         if raw[..i].iter().any(|o| o.name == u.name) {
-            c.err(format!("{path}.name"), format!("duplicate upstream name {:?}", u.name));
+            c.err(
+                format!("{path}.name"),
+                format!("duplicate upstream name {:?}", u.name),
+            );
         }
         let parsed = compile_upstream_url(c, &format!("{path}.url"), &u.url);
         let credential = u.credential.as_ref().and_then(|cred| {
@@ -427,7 +473,8 @@ fn compile_upstreams(c: &mut Checker, raw: &[raw::RawUpstream]) -> Vec<Upstream>
                     if username.contains(':') {
                         c.err(format!("{cpath}.username"), "must not contain ':'");
                     }
-                    let secret = c.secret(&cpath, "password", password, password_env, password_file)?;
+                    let secret =
+                        c.secret(&cpath, "password", password, password_env, password_file)?;
                     let mut userpass = username.as_bytes().to_vec();
                     userpass.push(b':');
                     userpass.extend_from_slice(secret.expose());
@@ -464,7 +511,8 @@ fn compile_upstreams(c: &mut Checker, raw: &[raw::RawUpstream]) -> Vec<Upstream>
                 authority,
                 base_path,
                 connect_timeout: c.nonzero(&format!("{path}.connect_timeout"), u.connect_timeout.0),
-                response_timeout: c.nonzero(&format!("{path}.response_timeout"), u.response_timeout.0),
+                response_timeout: c
+                    .nonzero(&format!("{path}.response_timeout"), u.response_timeout.0),
                 pool_idle_timeout: u.pool_idle_timeout.0,
                 pool_max_idle_per_host: u.pool_max_idle_per_host,
                 credential,
@@ -485,7 +533,10 @@ fn compile_upstream_url(c: &mut Checker, path: &str, url: &str) -> Option<(Autho
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
-            c.err(path, "https upstreams are not supported by this version yet; use http");
+            c.err(
+                path,
+                "https upstreams are not supported by this version yet; use http",
+            );
             return None;
         }
         _ => {
@@ -498,7 +549,10 @@ fn compile_upstream_url(c: &mut Checker, path: &str, url: &str) -> Option<(Autho
         return None;
     };
     if authority.as_str().contains('@') {
-        c.err(path, "credentials in the URL are not allowed; use credential");
+        c.err(
+            path,
+            "credentials in the URL are not allowed; use credential",
+        );
         return None;
     }
     if uri.query().is_some() {
@@ -509,7 +563,11 @@ fn compile_upstream_url(c: &mut Checker, path: &str, url: &str) -> Option<(Autho
     Some((authority, base))
 }
 
-fn compile_routes(c: &mut Checker, raw: &[raw::RawRoute], upstreams: &[raw::RawUpstream]) -> Option<RouteTable> {
+fn compile_routes(
+    c: &mut Checker,
+    raw: &[raw::RawRoute],
+    upstreams: &[raw::RawUpstream],
+) -> Option<RouteTable> {
     let mut routes = Vec::new();
     let mut ok = true;
     for (i, r) in raw.iter().enumerate() {
@@ -518,12 +576,18 @@ fn compile_routes(c: &mut Checker, raw: &[raw::RawRoute], upstreams: &[raw::RawU
         let scope_value = match ScopeValue::new(&r.name) {
             Ok(v) => Some(v),
             Err(e) => {
-                c.err(format!("{path}.name"), format!("{:?} cannot be sent as a header: {e}", r.name));
+                c.err(
+                    format!("{path}.name"),
+                    format!("{:?} cannot be sent as a header: {e}", r.name),
+                );
                 None
             }
         };
         if raw[..i].iter().any(|o| o.name == r.name) {
-            c.err(format!("{path}.name"), format!("duplicate route name {:?}", r.name));
+            c.err(
+                format!("{path}.name"),
+                format!("duplicate route name {:?}", r.name),
+            );
         }
         let host = r.host.as_ref().map(|h| {
             let h = h.to_ascii_lowercase();
@@ -542,7 +606,10 @@ fn compile_routes(c: &mut Checker, raw: &[raw::RawRoute], upstreams: &[raw::RawU
                         methods.push(parsed)
                     }
                 }
-                _ => c.err(format!("{path}.methods[{j}]"), format!("invalid method {m:?} (upper-case, e.g. \"GET\")")),
+                _ => c.err(
+                    format!("{path}.methods[{j}]"),
+                    format!("invalid method {m:?} (upper-case, e.g. \"GET\")"),
+                ),
             }
         }
         let pattern = Pattern::parse(&r.path)
@@ -551,7 +618,10 @@ fn compile_routes(c: &mut Checker, raw: &[raw::RawRoute], upstreams: &[raw::RawU
         let auth = compile_auth(c, &format!("{path}.auth"), &r.auth);
         let upstream = upstreams.iter().position(|u| u.name == r.upstream);
         if upstream.is_none() {
-            c.err(format!("{path}.upstream"), format!("no upstream named {:?}", r.upstream));
+            c.err(
+                format!("{path}.upstream"),
+                format!("no upstream named {:?}", r.upstream),
+            );
         }
         let prefix = r.upstream_path_prefix.clone().unwrap_or_default();
         if !prefix.is_empty() {
@@ -569,7 +639,9 @@ fn compile_routes(c: &mut Checker, raw: &[raw::RawRoute], upstreams: &[raw::RawU
             ok = false;
             continue;
         }
-        let (Some(scope_value), Some(pattern), Some(auth), Some(upstream)) = (scope_value, pattern, auth, upstream) else {
+        let (Some(scope_value), Some(pattern), Some(auth), Some(upstream)) =
+            (scope_value, pattern, auth, upstream)
+        else {
             unreachable!("every None above recorded a problem");
         };
         routes.push(Route {
@@ -620,13 +692,20 @@ fn compile_auth(c: &mut Checker, path: &str, names: &[String]) -> Option<AuthPol
     for (i, n) in names.iter().enumerate() {
         match Scheme::parse(n) {
             Some(s) if !schemes.contains(&s) => schemes.push(s),
-            Some(_) => c.err(format!("{path}[{i}]"), format!("scheme {n:?} is listed twice")),
-            None if Scheme::PLANNED.contains(&n.as_str()) => {
-                c.err(format!("{path}[{i}]"), format!("scheme {n:?} is not available in this version"))
-            }
+            Some(_) => c.err(
+                format!("{path}[{i}]"),
+                format!("scheme {n:?} is listed twice"),
+            ),
+            None if Scheme::PLANNED.contains(&n.as_str()) => c.err(
+                format!("{path}[{i}]"),
+                format!("scheme {n:?} is not available in this version"),
+            ),
             None => c.err(
                 format!("{path}[{i}]"),
-                format!("unknown scheme {n:?} (known: public, {})", Scheme::PLANNED.join(", ")),
+                format!(
+                    "unknown scheme {n:?} (known: public, {})",
+                    Scheme::PLANNED.join(", ")
+                ),
             ),
         }
     }

@@ -5,6 +5,8 @@
 //! assert on what the upstream recorded.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::{
     convert::Infallible,
     net::SocketAddr,
@@ -50,7 +52,11 @@ impl Recorded {
 
     pub fn one(&self, name: &str) -> Option<String> {
         let all = self.all(name);
-        assert!(all.len() <= 1, "header {name} received {} times: {all:?}", all.len());
+        assert!(
+            all.len() <= 1,
+            "header {name} received {} times: {all:?}",
+            all.len()
+        );
         all.into_iter().next()
     }
 
@@ -90,7 +96,9 @@ impl Upstream {
         let recs = Arc::clone(&records);
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (recs, behavior) = (Arc::clone(&recs), behavior.clone());
                 tokio::spawn(async move {
                     if let Behavior::ResetMidBody = behavior {
@@ -126,7 +134,11 @@ impl Upstream {
     }
 }
 
-async fn record(req: Request<Incoming>, recs: Arc<Mutex<Vec<Recorded>>>, behavior: Behavior) -> Response<Full<Bytes>> {
+async fn record(
+    req: Request<Incoming>,
+    recs: Arc<Mutex<Vec<Recorded>>>,
+    behavior: Behavior,
+) -> Response<Full<Bytes>> {
     let (parts, mut body) = req.into_parts();
     let mut kept = Vec::new();
     let mut len = 0u64;
@@ -145,7 +157,11 @@ async fn record(req: Request<Incoming>, recs: Arc<Mutex<Vec<Recorded>>>, behavio
     }
     recs.lock().unwrap().push(Recorded {
         method: parts.method.to_string(),
-        target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         headers: parts.headers,
         body: kept.into(),
         body_len: len,
@@ -158,7 +174,8 @@ async fn record(req: Request<Incoming>, recs: Arc<Mutex<Vec<Recorded>>>, behavio
     resp.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     // Hop-by-hop headers from the upstream must not reach the client.
-    resp.headers_mut().insert("x-upstream-private", "1".parse().unwrap());
+    resp.headers_mut()
+        .insert("x-upstream-private", "1".parse().unwrap());
     resp.headers_mut()
         .insert("connection", "x-upstream-private".parse().unwrap());
     resp
@@ -179,7 +196,7 @@ async fn reset_mid_body(mut stream: TcpStream) {
         .await;
     let _ = stream.flush().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let _ = stream.set_linger(Some(Duration::ZERO));
+    let _ = stream.set_zero_linger();
     drop(stream);
 }
 
@@ -231,7 +248,8 @@ upstream = "backend"
 
 impl Gate {
     pub async fn start(toml: &str) -> Self {
-        let config = scopegate::Config::from_toml(toml).unwrap_or_else(|e| panic!("bad test config:\n{e}"));
+        let config =
+            scopegate::Config::from_toml(toml).unwrap_or_else(|e| panic!("bad test config:\n{e}"));
         let running = scopegate::start(config).await.unwrap();
         Self {
             addr: running.addr,
@@ -271,7 +289,10 @@ impl Reply {
 
     /// The `error.code` of a scopegate error body.
     pub fn error_code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_string()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -283,7 +304,11 @@ pub async fn send(req: Request<Full<Bytes>>) -> Reply {
         .expect("reply within 10s")
         .expect("request succeeds at the HTTP level");
     let (parts, body) = resp.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     Reply {
         status: parts.status,
         headers: parts.headers,
