@@ -155,12 +155,17 @@ async fn forward(
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
 
-    let now = tokio::time::Instant::now();
-    let deadline = std::cmp::min(
-        now + upstream.response_timeout,
-        tokio::time::Instant::from_std(started) + config.limits.request_timeout,
-    );
-    let resp = upstream.send(req, deadline).await?;
+    let upstream_deadline = tokio::time::Instant::now() + upstream.response_timeout;
+    let request_deadline = tokio::time::Instant::from_std(started) + config.limits.request_timeout;
+    let resp = match upstream
+        .send(req, upstream_deadline.min(request_deadline))
+        .await
+    {
+        Err(GateError::UpstreamTimeout) if request_deadline < upstream_deadline => {
+            return Err(GateError::RequestTimeout)
+        }
+        other => other?,
+    };
     trace.upstream_status = Some(resp.status().as_u16());
 
     let (mut rparts, rbody) = resp.into_parts();

@@ -106,6 +106,8 @@ struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds since `epoch` of the last request start or response end.
     last: AtomicU64,
+    /// Whether a request head has ever arrived on this connection.
+    spoke: AtomicBool,
     epoch: Instant,
 }
 
@@ -115,8 +117,37 @@ impl Activity {
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    fn idle_deadline(&self, idle: Duration) -> Instant {
-        self.epoch + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle
+    /// Until a first request arrives, the connection gets only the header-read
+    /// timeout: hyper's own timer starts after protocol detection, so a silent
+    /// or half-sent preface would otherwise hold a connection slot for the
+    /// whole idle timeout.
+    fn idle_deadline(&self, idle: Duration, header_read: Duration) -> Instant {
+        let allowed = if self.spoke.load(Ordering::Relaxed) {
+            idle
+        } else {
+            idle.min(header_read)
+        };
+        self.epoch + Duration::from_millis(self.last.load(Ordering::Relaxed)) + allowed
+    }
+}
+
+/// One request in flight. Dropped with the response body, or with the request
+/// future when the client cancels (an HTTP/2 reset) before any response exists.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn begin(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::SeqCst);
+        activity.spoke.store(true, Ordering::Relaxed);
+        activity.touch();
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -164,9 +195,12 @@ async fn accept_loop(listener: TcpListener, config: Arc<Config>, mut stop: watch
         };
         let _ = stream.set_nodelay(true);
         let (builder, proxy, stop) = (Arc::clone(&builder), Arc::clone(&proxy), stop.clone());
-        let idle = config.limits.idle_timeout;
+        let timeouts = (
+            config.limits.idle_timeout,
+            config.limits.header_read_timeout,
+        );
         tokio::spawn(async move {
-            serve_connection(stream, peer, &builder, proxy, idle, stop).await;
+            serve_connection(stream, peer, &builder, proxy, timeouts, stop).await;
             drop(permit);
         });
     }
@@ -190,25 +224,22 @@ async fn serve_connection(
     peer: SocketAddr,
     builder: &auto::Builder<TokioExecutor>,
     proxy: Arc<Proxy>,
-    idle: Duration,
+    (idle, header_read): (Duration, Duration),
     mut stop: watch::Receiver<Phase>,
 ) {
     let activity = Arc::new(Activity {
         in_flight: AtomicUsize::new(0),
         last: AtomicU64::new(0),
+        spoke: AtomicBool::new(false),
         epoch: Instant::now(),
     });
     let act = Arc::clone(&activity);
     let service = service_fn(move |req: Request<Incoming>| {
-        let (proxy, act) = (Arc::clone(&proxy), Arc::clone(&act));
-        act.in_flight.fetch_add(1, Ordering::SeqCst);
-        act.touch();
+        let proxy = Arc::clone(&proxy);
+        let guard = InFlight::begin(&act);
         async move {
             let mut resp = proxy.handle(req, peer).await;
-            resp.body_mut().on_done(Box::new(move || {
-                act.touch();
-                act.in_flight.fetch_sub(1, Ordering::SeqCst);
-            }));
+            resp.body_mut().on_done(Box::new(move || drop(guard)));
             Ok::<_, Infallible>(resp)
         }
     });
@@ -236,9 +267,9 @@ async fn serve_connection(
                     _ => {}
                 }
             }
-            _ = tokio::time::sleep_until(activity.idle_deadline(idle)), if !draining => {
+            _ = tokio::time::sleep_until(activity.idle_deadline(idle, header_read)), if !draining => {
                 let quiet = activity.in_flight.load(Ordering::SeqCst) == 0;
-                if quiet && Instant::now() >= activity.idle_deadline(idle) {
+                if quiet && Instant::now() >= activity.idle_deadline(idle, header_read) {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 } else if !quiet {

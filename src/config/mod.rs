@@ -223,10 +223,16 @@ fn figment_problems(err: figment::Error, base: &str) -> ConfigError {
                 }
             }
             // The kind alone: figment's Display repeats the path and profile.
-            Problem {
-                path,
-                message: e.kind.to_string(),
-            }
+            let message = match &e.kind {
+                figment::error::Kind::UnknownField(field, expected) => {
+                    format!(
+                        "unknown key {field:?} (expected one of: {})",
+                        expected.join(", ")
+                    )
+                }
+                kind => kind.to_string(),
+            };
+            Problem { path, message }
         })
         .collect();
     ConfigError { problems }

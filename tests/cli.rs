@@ -1,0 +1,351 @@
+//! The command line of the real binary: `--version`, `check` on good and
+//! broken configurations (exit code and key path of every problem),
+//! `SCOPEGATE_*__*` environment overrides, and `run --log-format json`.
+
+mod common;
+
+use bytes::Bytes;
+use common::{
+    process::{run_to_end, ConfigFile, Launch, Proc},
+    *,
+};
+use http::{Request, StatusCode};
+use http_body_util::Full;
+
+/// A valid base: one upstream called `backend`, no routes.
+const BASE: &str = r#"
+[listen]
+address = "127.0.0.1:0"
+
+[[upstream]]
+name = "backend"
+url = "http://127.0.0.1:8081"
+"#;
+
+const ROUTE: &str = r#"
+[[route]]
+name = "v2"
+path = "/v2/*"
+auth = ["public"]
+upstream = "backend"
+"#;
+
+struct Checked {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Checked {
+    /// Asserts exit code 1 and that stderr has a line with every fragment.
+    fn fails_with(&self, fragments: &[&str]) {
+        assert_eq!(
+            self.code,
+            Some(1),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        let line = self
+            .stderr
+            .lines()
+            .find(|l| fragments.iter().all(|f| l.contains(f)));
+        assert!(
+            line.is_some(),
+            "no stderr line with all of {fragments:?}:\n{}",
+            self.stderr
+        );
+    }
+}
+
+/// `scopegate check --config <file with toml>` with extra environment variables.
+fn check_with(toml: &str, env: &[(&str, &str)]) -> Checked {
+    let file = ConfigFile::new(toml);
+    let out = run_to_end(&["check", "--config", file.path_str()], env);
+    Checked {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn check(toml: &str) -> Checked {
+    check_with(toml, &[])
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = run_to_end(&["--version"], &[]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        format!("scopegate {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn check_accepts_the_shipped_config_and_prints_the_route_table() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
+    let out = run_to_end(&["check", "--config", shipped], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("OK (3 routes, 1 upstreams)"), "{stdout}");
+    for (route, path) in [
+        ("health", "/v2/health"),
+        ("resources", "/v2/resources/*"),
+        ("bookings-list", "/v2/bookings"),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(route));
+        let line = line.unwrap_or_else(|| panic!("route {route} not printed:\n{stdout}"));
+        assert!(
+            line.contains(path) && line.contains("public") && line.contains("bookings"),
+            "{line}"
+        );
+    }
+    assert!(stdout.contains("http://127.0.0.1:8081"), "{stdout}");
+}
+
+#[test]
+fn check_of_a_missing_file_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let out = run_to_end(&["check", "--config", missing.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_table() {
+    check("[listen]\nadress = \"127.0.0.1:0\"\n").fails_with(&["listen", "adress"]);
+}
+
+#[test]
+fn an_unknown_key_inside_a_basic_credential_is_refused() {
+    let toml = format!(
+        "{BASE}\n[upstream.credential]\ntype = \"basic\"\npassword = \"k\"\npasword = \"typo\"\n"
+    );
+    check(&toml).fails_with(&["upstream[0].credential", "pasword"]);
+}
+
+#[test]
+fn an_unknown_credential_type_is_refused() {
+    let toml = format!("{BASE}\n[upstream.credential]\ntype = \"bearer\"\n");
+    check(&toml).fails_with(&["upstream[0].credential", "bearer"]);
+}
+
+#[test]
+fn a_route_to_a_missing_upstream_names_the_route_and_upstream() {
+    let toml = format!(
+        "{BASE}{ROUTE}\n[[route]]\nname = \"old\"\npath = \"/legacy\"\nauth = [\"public\"]\nupstream = \"legacy\"\n"
+    );
+    check(&toml).fails_with(&[r#"route[1].upstream: no upstream named "legacy""#]);
+}
+
+#[test]
+fn ambiguous_routes_name_both_routes() {
+    let toml = format!(
+        "{BASE}{ROUTE}\n[[route]]\nname = \"v2-again\"\npath = \"/v2/*\"\nauth = [\"public\"]\nupstream = \"backend\"\n"
+    );
+    check(&toml).fails_with(&["route[1]: ambiguous with route[0]"]);
+}
+
+#[test]
+fn a_missing_secret_variable_names_the_key_and_variable() {
+    let toml = format!(
+        "{BASE}\n[upstream.credential]\ntype = \"basic\"\npassword_env = \"SCOPEGATE_TEST_CLI_UNSET_SECRET\"\n"
+    );
+    check(&toml).fails_with(&[
+        r#"upstream[0].credential.password_env: environment variable "SCOPEGATE_TEST_CLI_UNSET_SECRET" is not set"#,
+    ]);
+}
+
+#[test]
+fn a_secret_in_a_scopegate_prefixed_variable_is_used_and_never_printed() {
+    let toml = format!("{BASE}\n[upstream.credential]\ntype = \"basic\"\npassword_env = \"SCOPEGATE_LEGACY_KEY\"\n");
+    let out = check_with(&toml, &[("SCOPEGATE_LEGACY_KEY", "hunter2-secret")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("(adds authorization)"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("hunter2") && !out.stderr.contains("hunter2"));
+}
+
+#[test]
+fn a_bad_duration_names_the_key_and_value() {
+    let toml = format!("{BASE}\n[limits]\nidle_timeout = \"soon\"\n");
+    check(&toml).fails_with(&["limits.idle_timeout", r#"invalid duration "soon""#]);
+}
+
+#[test]
+fn a_bad_size_names_the_key_and_value() {
+    let toml = format!("{BASE}\n[limits]\nmax_body_bytes = \"lots\"\n");
+    check(&toml).fails_with(&["limits.max_body_bytes", r#"invalid size "lots""#]);
+}
+
+#[test]
+fn a_bad_path_pattern_names_the_route() {
+    let toml = format!("{BASE}\n[[route]]\nname = \"r\"\npath = \"v2/x\"\nauth = [\"public\"]\nupstream = \"backend\"\n");
+    check(&toml).fails_with(&["route[0].path", r#""v2/x""#, "must start with '/'"]);
+}
+
+#[test]
+fn an_unknown_auth_scheme_names_the_route_and_scheme() {
+    let toml = format!("{BASE}\n[[route]]\nname = \"r\"\npath = \"/v2\"\nauth = [\"magic\"]\nupstream = \"backend\"\n");
+    check(&toml).fails_with(&["route[0].auth[0]", r#"unknown scheme "magic""#]);
+}
+
+#[test]
+fn public_combined_with_another_scheme_is_refused() {
+    let toml =
+        format!("{BASE}\n[[route]]\nname = \"r\"\npath = \"/v2\"\nauth = [\"public\", \"session\"]\nupstream = \"backend\"\n");
+    check(&toml).fails_with(&["route[0].auth", r#""public" cannot be combined"#]);
+}
+
+#[test]
+fn several_problems_are_reported_at_once() {
+    let toml = r#"
+[listen]
+address = "nowhere"
+
+[log]
+format = "xml"
+
+[[upstream]]
+name = "backend"
+url = "ftp://backend"
+
+[[route]]
+name = "r"
+path = "v2"
+auth = ["public"]
+upstream = "legacy"
+"#;
+    let out = check(toml);
+    for fragments in [
+        &["listen.address", "nowhere"][..],
+        &["log.format", "xml"],
+        &["upstream[0].url", "http://"],
+        &["route[0].path", "must start with '/'"],
+        &["route[0].upstream", "legacy"],
+    ] {
+        out.fails_with(fragments);
+    }
+}
+
+#[test]
+fn a_variable_without_double_underscore_is_not_an_override() {
+    // Every table denies unknown keys: were SCOPEGATE_FOO read, `foo` would be an error.
+    let out = check_with(&format!("{BASE}{ROUTE}"), &[("SCOPEGATE_FOO", "1")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+#[test]
+fn a_double_underscore_variable_is_read_as_an_override() {
+    // The counterpart of the test above: with `__` the key is read (and here refused).
+    let out = check_with(
+        &format!("{BASE}{ROUTE}"),
+        &[("SCOPEGATE_LISTEN__ADRESS", "127.0.0.1:0")],
+    );
+    out.fails_with(&["listen", "adress"]);
+}
+
+#[test]
+fn run_refuses_a_broken_config_with_exit_1() {
+    let file = ConfigFile::new("[listen]\nadress = \"x\"\n");
+    let out = run_to_end(&["run", "--config", file.path_str()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("adress"));
+}
+
+#[tokio::test]
+async fn an_environment_override_sets_the_body_limit() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let toml = config(up.addr, PUBLIC_ROUTES);
+    let proc = Proc::launch(
+        &toml,
+        Launch {
+            env: &[("SCOPEGATE_LIMITS__MAX_BODY_BYTES", "1KiB")],
+            ..Launch::default()
+        },
+    )
+    .await;
+    let post = |len: usize| {
+        Request::post(format!("http://{}/open", proc.addr))
+            .body(Full::new(Bytes::from(vec![b'x'; len])))
+            .unwrap()
+    };
+    let small = send(post(512)).await;
+    assert_eq!(small.status, StatusCode::OK);
+    let big = send(post(2048)).await;
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(big.error_code(), "body_too_large");
+    // Only the small one reached the upstream.
+    assert_eq!(up.single().body_len, 512);
+}
+
+#[tokio::test]
+async fn run_with_log_format_json_writes_json_lines_to_stderr() {
+    let up = Upstream::start(Behavior::Ok).await;
+    // The file asks for human logs; the flag wins.
+    let toml = format!(
+        "{}\n[log]\nformat = \"human\"\n",
+        config(up.addr, PUBLIC_ROUTES)
+    );
+    let proc = Proc::start(&toml).await;
+    let reply = get(&format!("http://{}/open?token=do-not-log", proc.addr)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(up.count(), 1);
+
+    // The access record is written after the response head; wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let lines = loop {
+        let lines = proc.stderr();
+        if lines.iter().any(|l| l.contains("scopegate::access")) {
+            break lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access record:\n{}",
+            lines.join("\n")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string() && v["target"].is_string(),
+            "{line}"
+        );
+    }
+    let access: serde_json::Value = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["target"] == "scopegate::access")
+        .unwrap();
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["path"], "/open");
+    assert_eq!(access["route"], "open");
+    assert_eq!(access["status"], 200);
+    assert!(
+        !lines.iter().any(|l| l.contains("do-not-log")),
+        "the query string was logged"
+    );
+}
+
+#[test]
+fn typos_in_several_tables_are_reported_at_once() {
+    let toml = format!(
+        "{BASE}\n[limits]\nmax_body = \"1KiB\"\n\n[log]\nformat = \"json\"\nlevl = \"debug\"\n\n[[route]]\nname = \"r\"\npath = \"/v2\"\nauth = [\"public\"]\nupstream = \"backend\"\nmethod = [\"GET\"]\n"
+    );
+    let out = check(&toml);
+    out.fails_with(&["limits", "max_body"]);
+    out.fails_with(&["log", "levl"]);
+    out.fails_with(&["route[0]", "method"]);
+}
