@@ -141,6 +141,7 @@ async fn forward(
     policy.write_scope(&mut headers, &principal, route.scope_value.header_value());
     headers.insert(header::HOST, upstream.host_header().clone());
     if let Some((name, value)) = upstream.credential() {
+        HeaderPolicy::remove_spellings(&mut headers, name);
         headers.insert(name.clone(), value.clone());
     }
     headers.insert(policy.request_id_header().clone(), request_id.clone());

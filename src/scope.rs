@@ -156,6 +156,19 @@ impl HeaderPolicy {
         Stripped { names: doomed }
     }
 
+    /// Removes every spelling of `name` (any case, `_` for `-`), before
+    /// scopegate sets that header itself.
+    pub fn remove_spellings(headers: &mut HeaderMap, name: &HeaderName) {
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| canon_eq(k.as_str(), name.as_str()))
+            .cloned()
+            .collect();
+        for k in &doomed {
+            headers.remove(k);
+        }
+    }
+
     /// Trailers get the same treatment as headers; no trailer is trusted.
     pub fn strip_trailers(&self, trailers: &mut HeaderMap) {
         self.strip_request(trailers, false);

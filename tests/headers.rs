@@ -197,3 +197,85 @@ async fn upstream_host_replaces_the_client_host() {
     .await;
     assert_eq!(up.single().all("host"), [up.addr.to_string()]);
 }
+
+#[tokio::test]
+async fn the_upstream_credential_replaces_the_clients_and_comes_from_a_file() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("legacy_key");
+    std::fs::write(&key, "live_api_key_123\n").unwrap();
+    let toml = format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+
+[[upstream]]
+name = "backend"
+url = "http://{}"
+[upstream.credential]
+type = "basic"
+username = ""
+password_file = "{}"
+
+[[route]]
+name = "open"
+path = "/open"
+auth = ["public"]
+upstream = "backend"
+"#,
+        up.addr,
+        key.display()
+    );
+    let gate = Gate::start(&toml).await;
+    raw(
+        gate.addr,
+        b"GET /open HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Zm9yZ2VkOmZvcmdlZA==\r\nConnection: close\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    // base64(":live_api_key_123"): empty user, the key as password, trailing newline dropped.
+    assert_eq!(
+        up.single().all("authorization"),
+        ["Basic OmxpdmVfYXBpX2tleV8xMjM="]
+    );
+}
+
+#[tokio::test]
+async fn a_header_credential_is_added_once_whatever_the_client_sent() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    std::fs::write(&key, "s3cret").unwrap();
+    let toml = format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+
+[[upstream]]
+name = "backend"
+url = "http://{}"
+[upstream.credential]
+type = "header"
+name = "X-Api-Key"
+value_file = "{}"
+
+[[route]]
+name = "open"
+path = "/open"
+auth = ["public"]
+upstream = "backend"
+"#,
+        up.addr,
+        key.display()
+    );
+    let gate = Gate::start(&toml).await;
+    raw(
+        gate.addr,
+        b"GET /open HTTP/1.1\r\nHost: x\r\nX-Api-Key: forged\r\nX-Api-Key: forged2\r\nX_API_KEY: forged3\r\nConnection: close\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    let rec = up.single();
+    assert_eq!(rec.all("x-api-key"), ["s3cret"]);
+    assert!(rec.all("x_api_key").is_empty());
+}
