@@ -409,14 +409,10 @@ async fn sigterm_drains_the_in_flight_request_refuses_new_connections_and_exits_
     let in_flight = tokio::spawn(async move { get(&url).await });
     // The upstream records a request before delaying its answer: once it is
     // recorded, the request is in flight inside scopegate.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while up.count() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "request never reached the upstream"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        up.wait_for_request(Duration::from_secs(5)).await,
+        "request never reached the upstream"
+    );
 
     proc.signal("TERM");
 
@@ -580,14 +576,10 @@ async fn a_request_outliving_the_drain_deadline_is_cut_and_the_process_still_exi
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let uri = format!("http://{}/open", proc.addr).parse().unwrap();
     let in_flight = tokio::spawn(async move { client.get(uri).await });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while up.count() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "request never reached the upstream"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        up.wait_for_request(Duration::from_secs(5)).await,
+        "request never reached the upstream"
+    );
 
     let start = Instant::now();
     proc.signal("TERM");

@@ -277,10 +277,7 @@ async fn a_chunked_body_growing_past_the_limit_is_refused_and_never_reaches_the_
     }
     // The upstream may have seen the start of the body (streaming), never all of it.
     // Give an aborted upstream exchange a moment to be recorded before judging it.
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while up.count() == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    up.wait_for_request(Duration::from_secs(1)).await;
     for rec in up.records() {
         assert!(
             rec.body_len <= 1024,
@@ -454,15 +451,12 @@ async fn a_keep_alive_wait_is_bounded_by_the_header_read_timeout() {
     );
 }
 
-#[tokio::test]
-async fn a_silent_connection_is_closed_by_the_idle_timeout() {
+/// Opens a connection, sends `bytes`, then stalls: the server must close it
+/// within a few seconds under `limits` (a one-second timeout).
+async fn assert_stalled_connection_closed(limits: &str, bytes: &[u8]) {
     let up = Upstream::start(Behavior::Ok).await;
-    let gate = Gate::public(
-        &up,
-        "[limits]\nidle_timeout = \"1s\"\nheader_read_timeout = \"30s\"",
-    )
-    .await;
-    let seen = exchange(gate.addr, b"", Duration::from_secs(10)).await;
+    let gate = Gate::public(&up, limits).await;
+    let seen = exchange(gate.addr, bytes, Duration::from_secs(10)).await;
     assert!(seen.closed, "still open after {:?}", seen.elapsed);
     assert!(
         seen.elapsed < Duration::from_secs(5),
@@ -472,38 +466,31 @@ async fn a_silent_connection_is_closed_by_the_idle_timeout() {
 }
 
 #[tokio::test]
-async fn a_silent_connection_is_closed_by_the_header_read_timeout() {
-    let up = Upstream::start(Behavior::Ok).await;
-    // A long idle timeout, so only the header-read timeout can close the connection.
-    let gate = Gate::public(
-        &up,
-        "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"60s\"",
+async fn a_silent_connection_is_closed_by_the_idle_timeout() {
+    assert_stalled_connection_closed(
+        "[limits]\nidle_timeout = \"1s\"\nheader_read_timeout = \"30s\"",
+        b"",
     )
     .await;
-    let seen = exchange(gate.addr, b"", Duration::from_secs(10)).await;
-    assert!(seen.closed, "still open after {:?}", seen.elapsed);
-    assert!(
-        seen.elapsed < Duration::from_secs(5),
-        "took {:?}",
-        seen.elapsed
-    );
+}
+
+/// A long idle timeout, so only the header-read timeout can close these.
+#[tokio::test]
+async fn a_silent_connection_is_closed_by_the_header_read_timeout() {
+    assert_stalled_connection_closed(
+        "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"60s\"",
+        b"",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_stalled_partial_h2_preface_is_closed_by_the_header_read_timeout() {
-    let up = Upstream::start(Behavior::Ok).await;
-    let gate = Gate::public(
-        &up,
+    assert_stalled_connection_closed(
         "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"60s\"",
+        b"PRI * HTTP/2.0\r\n",
     )
     .await;
-    let seen = exchange(gate.addr, b"PRI * HTTP/2.0\r\n", Duration::from_secs(10)).await;
-    assert!(seen.closed, "still open after {:?}", seen.elapsed);
-    assert!(
-        seen.elapsed < Duration::from_secs(5),
-        "took {:?}",
-        seen.elapsed
-    );
 }
 
 /// An HTTP/2 (prior knowledge) connection whose driver task ends when the
@@ -555,14 +542,10 @@ async fn an_h2_connection_whose_request_was_cancelled_is_still_closed_by_the_idl
         .unwrap();
     let pending = tokio::spawn(send.send_request(req));
     // Once the upstream holds the request, cancel it (RST_STREAM).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while up.count() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "request never reached the upstream"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        up.wait_for_request(Duration::from_secs(5)).await,
+        "request never reached the upstream"
+    );
     pending.abort();
     let _ = pending.await;
     // Nothing is in flight any more: the connection is idle and must be closed.

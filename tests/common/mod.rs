@@ -132,6 +132,20 @@ impl Upstream {
     pub fn count(&self) -> usize {
         self.records.lock().unwrap().len()
     }
+
+    /// Waits until a request has been recorded (the upstream records before it
+    /// answers, so the request is then in flight inside scopegate). False if
+    /// none arrived within `within`.
+    pub async fn wait_for_request(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.count() == 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
 }
 
 async fn record(
