@@ -13,6 +13,7 @@ use crate::{auth::Rejection, body::ResponseBody, path::PathError};
 pub enum GateError {
     BadPath(PathError),
     BadHost,
+    BadQuery(crate::auth::search_query::QueryError),
     UriTooLong,
     HeadersTooLarge,
     BodyTooLarge,
@@ -31,7 +32,7 @@ impl GateError {
     pub fn status(&self) -> StatusCode {
         use GateError::*;
         match self {
-            BadPath(_) | BadHost | ClientBody => StatusCode::BAD_REQUEST,
+            BadPath(_) | BadHost | BadQuery(_) | ClientBody => StatusCode::BAD_REQUEST,
             UriTooLong => StatusCode::URI_TOO_LONG,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -49,6 +50,7 @@ impl GateError {
         match self {
             BadPath(_) => "bad_path",
             BadHost => "bad_host",
+            BadQuery(_) => "bad_query",
             ClientBody => "bad_request_body",
             UriTooLong => "uri_too_long",
             HeadersTooLarge => "headers_too_large",
@@ -68,6 +70,7 @@ impl GateError {
         match self {
             BadPath(_) => "the request path is not acceptable",
             BadHost => "the request host is missing, repeated or malformed",
+            BadQuery(_) => "the query string is malformed or ambiguous",
             ClientBody => "the request body could not be read",
             UriTooLong => "the request target is too long",
             HeadersTooLarge => "the request headers are too large",
@@ -86,6 +89,7 @@ impl GateError {
     pub fn cause(&self) -> Option<String> {
         match self {
             GateError::BadPath(e) => Some(e.to_string()),
+            GateError::BadQuery(e) => Some(e.to_string()),
             GateError::Unauthorized(r) => Some(r.cause.to_string()),
             _ => None,
         }

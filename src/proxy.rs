@@ -103,7 +103,7 @@ async fn forward(
 ) -> Result<Response<ResponseBody>, GateError> {
     check_limits(config, parts)?;
     let host = request_host(parts)?;
-    // A cheap clone (shared bytes): authentication may need `parts` mutably.
+    // A cheap clone (shared bytes): authentication rewrites `parts.uri`'s query.
     let uri = parts.uri.clone();
     let path = path::normalize(uri.path()).map_err(GateError::BadPath)?;
     trace.path = Some(path.clone().into_owned());
@@ -126,10 +126,19 @@ async fn forward(
         tracing::debug!(removed = ?stripped.names, "stripped client headers");
     }
 
-    let principal = auth::authenticate(&route.auth, parts).map_err(GateError::Unauthorized)?;
+    let route_auth = auth::RouteAuth {
+        search_fields: route.search_fields.as_deref(),
+    };
+    let principal = auth::authenticate(&route.auth, &route_auth, parts, &config.auth, unix_now())
+        .map_err(|e| match e {
+        auth::AuthError::Rejected(r) => GateError::Unauthorized(r),
+        auth::AuthError::BadQuery(q) => GateError::BadQuery(q),
+    })?;
+    // Credentials never travel upstream, whatever the route accepted.
+    auth::strip_credentials(parts);
 
     let upstream = &config.upstreams[route.upstream];
-    let target = upstream.target(&route.upstream_path_prefix, &path, uri.query())?;
+    let target = upstream.target(&route.upstream_path_prefix, &path, parts.uri.query())?;
     let mut headers = std::mem::take(&mut parts.headers);
     policy.write_forwarding(
         &mut headers,
@@ -172,6 +181,12 @@ async fn forward(
     let (mut rparts, rbody) = resp.into_parts();
     HeaderPolicy::strip_response(&mut rparts.headers);
     Ok(Response::from_parts(rparts, ResponseBody::upstream(rbody)))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Limits the HTTP parser does not enforce at the configured values.

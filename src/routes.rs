@@ -194,6 +194,8 @@ pub struct Route {
     pub upstream_name: Box<str>,
     /// Prepended to the matched path toward the upstream; no trailing `/`.
     pub upstream_path_prefix: Box<str>,
+    /// Signed search: allowed `search` fields besides the signed one.
+    pub search_fields: Option<Vec<String>>,
 }
 
 impl Route {
@@ -372,6 +374,7 @@ mod tests {
             upstream: 0,
             upstream_name: "u".into(),
             upstream_path_prefix: "".into(),
+            search_fields: None,
         }
     }
 

@@ -63,6 +63,9 @@ pub struct HeaderPolicy {
 struct ScopeNames {
     credential: HeaderName,
     route: HeaderName,
+    app: HeaderName,
+    subject: HeaderName,
+    customer_email: HeaderName,
 }
 
 /// What stripping removed, for the debug log (names only, never values).
@@ -86,6 +89,9 @@ impl HeaderPolicy {
             names: ScopeNames {
                 credential: name("credential")?,
                 route: name("route")?,
+                app: name("app")?,
+                subject: name("subject")?,
+                customer_email: name("customer-email")?,
             },
             prefix: prefix.into(),
             overrides: overrides.iter().map(|h| h.as_str().into()).collect(),
@@ -237,6 +243,17 @@ impl HeaderPolicy {
         headers.insert(self.names.route.clone(), route.clone());
         if let Some(c) = principal.credential() {
             headers.insert(self.names.credential.clone(), HeaderValue::from_static(c));
+        }
+        match principal {
+            Principal::Anonymous => {}
+            Principal::Customer(c) => {
+                let n = &self.names;
+                headers.insert(n.app.clone(), c.app.header_value().clone());
+                headers.insert(n.subject.clone(), c.subject.header_value().clone());
+                if let Some(e) = &c.email {
+                    headers.insert(n.customer_email.clone(), e.header_value().clone());
+                }
+            }
         }
     }
 }

@@ -11,15 +11,22 @@
 
 use std::fmt;
 
-use http::request::Parts;
+use http::{request::Parts, uri::PathAndQuery, Uri};
 
+pub mod apps;
+pub mod jwt;
 pub mod principal;
+pub mod search_query;
+pub mod signed_search;
 
-pub use principal::{Principal, ScopeValue};
+pub use apps::Apps;
+pub use principal::{Customer, Principal, ScopeValue};
 
 /// A credential scheme scopegate can verify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Scheme {}
+pub enum Scheme {
+    SignedSearch,
+}
 
 impl Scheme {
     /// Every scheme name a route may list, including ones a later release adds,
@@ -27,13 +34,36 @@ impl Scheme {
     pub const PLANNED: &'static [&'static str] =
         &["signed-search", "action-link", "session", "sso", "api-key"];
 
-    /// No scheme ships yet: every name is either planned or unknown.
-    pub fn parse(_name: &str) -> Option<Self> {
-        None
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "signed-search" => Some(Scheme::SignedSearch),
+            _ => None,
+        }
     }
 
+    /// The config name, also the value of `X-Scope-Credential`.
     pub fn name(self) -> &'static str {
-        match self {}
+        match self {
+            Scheme::SignedSearch => "signed-search",
+        }
+    }
+
+    fn present(self, parts: &Parts) -> bool {
+        match self {
+            Scheme::SignedSearch => signed_search::present(parts),
+        }
+    }
+
+    fn verify(
+        self,
+        parts: &mut Parts,
+        route: &RouteAuth<'_>,
+        ctx: &AuthContext,
+        now: u64,
+    ) -> Result<Principal, AuthError> {
+        match self {
+            Scheme::SignedSearch => signed_search::verify(parts, route, ctx, now),
+        }
     }
 }
 
@@ -67,16 +97,79 @@ pub struct Rejection {
     pub cause: &'static str,
 }
 
-/// Runs the route's policy against the request.
-pub fn authenticate(policy: &AuthPolicy, _req: &mut Parts) -> Result<Principal, Rejection> {
+/// What the schemes share, compiled from the configuration.
+#[derive(Debug, Default)]
+pub struct AuthContext {
+    pub apps: Apps,
+    /// Clock leeway for `exp`/`nbf`, seconds.
+    pub leeway: u64,
+}
+
+/// The per-route settings a scheme may need.
+#[derive(Debug, Default)]
+pub struct RouteAuth<'a> {
+    /// Allowed `search` fields (signed search); `None` allows any.
+    pub search_fields: Option<&'a [String]>,
+}
+
+/// Why authentication did not produce a principal.
+#[derive(Debug)]
+pub enum AuthError {
+    /// A verification failure: the scheme's uniform 401.
+    Rejected(Rejection),
+    /// The request is malformed in a way that is not about the credential: 400.
+    BadQuery(search_query::QueryError),
+}
+
+/// Replaces the query of the request.
+fn set_query(parts: &mut Parts, query: Option<&str>) {
+    let path = parts.uri.path();
+    let pq = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query = PathAndQuery::try_from(pq).ok();
+    if let Ok(u) = Uri::from_parts(uri) {
+        parts.uri = u;
+    }
+}
+
+/// Query parameters that carry credentials, removed from every forwarded request.
+const CREDENTIAL_PARAMS: &[&str] = &["signed_search"];
+
+/// Removes credential parameters a route did not consume (public routes, or a
+/// scheme other than the one the parameter belongs to).
+pub fn strip_credentials(parts: &mut Parts) {
+    let Some(query) = parts.uri.query() else {
+        return;
+    };
+    if search_query::params(query)
+        .iter()
+        .any(|p| CREDENTIAL_PARAMS.contains(&&*p.name))
+    {
+        let rest = search_query::without(query, CREDENTIAL_PARAMS);
+        set_query(parts, rest.as_deref());
+    }
+}
+
+/// Runs the route's policy against the request. The first listed scheme whose
+/// credential is present decides; none present is a 401 of the first scheme.
+pub fn authenticate(
+    policy: &AuthPolicy,
+    route: &RouteAuth<'_>,
+    parts: &mut Parts,
+    ctx: &AuthContext,
+    now: u64,
+) -> Result<Principal, AuthError> {
     match policy {
         AuthPolicy::Public => Ok(Principal::Anonymous),
-        AuthPolicy::AnyOf(schemes) => match schemes.first() {
-            None => Err(Rejection {
-                scheme: None,
-                cause: "no scheme configured",
-            }),
-            Some(s) => match *s {},
+        AuthPolicy::AnyOf(schemes) => match schemes.iter().find(|s| s.present(parts)) {
+            Some(s) => s.verify(parts, route, ctx, now),
+            None => Err(AuthError::Rejected(Rejection {
+                scheme: schemes.first().copied(),
+                cause: "no credential",
+            })),
         },
     }
 }

@@ -43,12 +43,25 @@ impl ScopeValue {
     }
 }
 
+/// A customer identity proven by a Timekit token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Customer {
+    pub credential: super::Scheme,
+    /// `X-Scope-App`: the app slug.
+    pub app: ScopeValue,
+    /// `X-Scope-Subject`: `customer.email=<v>` or `meta.<name>=<v>`.
+    pub subject: ScopeValue,
+    /// `X-Scope-Customer-Email`, when the subject is an email.
+    pub email: Option<ScopeValue>,
+}
+
 /// Who a request proved to be. Each scheme adds its variant with the fields the
 /// header contract needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
     /// A public route: nothing was proven, so nothing is asserted.
     Anonymous,
+    Customer(Customer),
 }
 
 impl Principal {
@@ -56,6 +69,7 @@ impl Principal {
     pub fn credential(&self) -> Option<&'static str> {
         match self {
             Principal::Anonymous => None,
+            Principal::Customer(c) => Some(c.credential.name()),
         }
     }
 }

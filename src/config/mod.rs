@@ -19,7 +19,7 @@ use http::{uri::Authority, HeaderName, HeaderValue, Method, Uri};
 use ipnet::IpNet;
 
 use crate::{
-    auth::{AuthPolicy, Scheme, ScopeValue},
+    auth::{jwt::AppKey, AuthContext, AuthPolicy, Scheme, ScopeValue},
     routes::{Pattern, Route, RouteTable},
     scope::HeaderPolicy,
     secret::SecretSource,
@@ -114,6 +114,7 @@ pub struct Config {
     pub headers: Arc<HeaderPolicy>,
     pub upstreams: Vec<Upstream>,
     pub routes: RouteTable,
+    pub auth: AuthContext,
     /// Accepted but discouraged settings (inline secrets, an empty route table).
     pub warnings: Vec<String>,
 }
@@ -192,6 +193,10 @@ fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
             "proxy" => raw.proxy = one(value, key, &mut problems).unwrap_or_default(),
             "upstream" => raw.upstream = many(value, key, &mut problems),
             "route" => raw.route = many(value, key, &mut problems),
+            "app" => raw.app = many(value, key, &mut problems),
+            "signed_search" => {
+                raw.signed_search = one(value, key, &mut problems).unwrap_or_default()
+            }
             _ => problems.push(Problem {
                 path: key.clone(),
                 message:
@@ -375,6 +380,25 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let headers = compile_headers(&mut c, &raw.proxy);
     let upstreams = compile_upstreams(&mut c, &raw.upstream);
     let routes = compile_routes(&mut c, &raw.route, &raw.upstream);
+    let auth = AuthContext {
+        apps: compile_apps(&mut c, &raw.app),
+        leeway: raw.signed_search.leeway.0.as_secs(),
+    };
+    for (i, r) in raw.route.iter().enumerate() {
+        let uses = |s: &str| r.auth.iter().any(|a| a == s);
+        if uses("signed-search") && raw.app.is_empty() {
+            c.err(
+                format!("route[{i}].auth"),
+                "signed-search needs at least one [[app]]",
+            );
+        }
+        if r.search_fields.is_some() && !uses("signed-search") {
+            c.err(
+                format!("route[{i}].search_fields"),
+                "only applies to routes accepting signed-search",
+            );
+        }
+    }
 
     if raw.route.is_empty() {
         c.warnings
@@ -401,6 +425,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         headers: Arc::new(headers),
         upstreams,
         routes,
+        auth,
         warnings: c.warnings,
     })
 }
@@ -660,6 +685,7 @@ fn compile_routes(
             upstream,
             upstream_name: r.upstream.as_str().into(),
             upstream_path_prefix: prefix.into(),
+            search_fields: r.search_fields.clone(),
         });
     }
     if !ok {
@@ -680,6 +706,73 @@ fn compile_routes(
             None
         }
     }
+}
+
+/// Unix seconds of an RFC 3339 time.
+fn rfc3339(c: &mut Checker, path: &str, v: &str) -> Option<u64> {
+    humantime::parse_rfc3339_weak(v)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .or_else(|| {
+            c.err(
+                path,
+                format!("invalid time {v:?} (expected RFC 3339, e.g. \"2027-01-01T00:00:00Z\")"),
+            );
+            None
+        })
+}
+
+fn compile_apps(c: &mut Checker, raw: &[raw::RawApp]) -> crate::auth::Apps {
+    let mut apps = crate::auth::Apps::default();
+    for (i, a) in raw.iter().enumerate() {
+        let path = format!("app[{i}]");
+        if ScopeValue::new(&a.slug).is_err() {
+            c.err(
+                format!("{path}.slug"),
+                format!("{:?} cannot be sent as a header", a.slug),
+            );
+        }
+        if apps.0.contains_key(&a.slug) {
+            c.err(
+                format!("{path}.slug"),
+                format!("duplicate app slug {:?}", a.slug),
+            );
+        }
+        if a.key.is_empty() {
+            c.err(
+                format!("{path}.key"),
+                "at least one [[app.key]] is required",
+            );
+        }
+        let mut keys = Vec::new();
+        for (j, k) in a.key.iter().enumerate() {
+            let kpath = format!("{path}.key[{j}]");
+            let not_after = k
+                .not_after
+                .as_deref()
+                .and_then(|t| rfc3339(c, &format!("{kpath}.not_after"), t));
+            if let Some(secret) = c.secret(&kpath, "key", &k.key, &k.key_env, &k.key_file) {
+                keys.push(AppKey {
+                    key: jsonwebtoken::DecodingKey::from_secret(secret.expose()),
+                    not_after,
+                });
+            }
+        }
+        let revoked_before = a
+            .revoked_before
+            .as_deref()
+            .and_then(|t| rfc3339(c, &format!("{path}.revoked_before"), t));
+        apps.0.insert(
+            a.slug.clone(),
+            crate::auth::apps::App {
+                keys,
+                revoked_before,
+                revoked_jti: a.revoked_jti.iter().cloned().collect(),
+            },
+        );
+    }
+    apps
 }
 
 fn compile_auth(c: &mut Checker, path: &str, names: &[String]) -> Option<AuthPolicy> {

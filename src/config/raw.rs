@@ -21,6 +21,46 @@ pub struct RawConfig {
     pub proxy: RawProxy,
     pub upstream: Vec<RawUpstream>,
     pub route: Vec<RawRoute>,
+    pub app: Vec<RawApp>,
+    pub signed_search: RawSignedSearch,
+}
+
+/// A Timekit app whose tokens scopegate verifies.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub slug: String,
+    /// One or more keys; several at once during a rotation.
+    pub key: Vec<RawAppKey>,
+    /// RFC 3339 time: tokens issued (`iat`) before it, or without `iat`, are refused.
+    pub revoked_before: Option<String>,
+    #[serde(default)]
+    pub revoked_jti: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppKey {
+    pub key: Option<String>,
+    pub key_env: Option<String>,
+    pub key_file: Option<PathBuf>,
+    /// RFC 3339 time after which this key verifies nothing (retired).
+    pub not_after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSignedSearch {
+    /// Clock leeway for `exp`/`nbf`.
+    pub leeway: HumanDuration,
+}
+
+impl Default for RawSignedSearch {
+    fn default() -> Self {
+        Self {
+            leeway: HumanDuration::secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,4 +230,6 @@ pub struct RawRoute {
     pub auth: Vec<String>,
     pub upstream: String,
     pub upstream_path_prefix: Option<String>,
+    /// Signed search: the `search` fields a request may use besides the signed one.
+    pub search_fields: Option<Vec<String>>,
 }

@@ -1,0 +1,428 @@
+//! Strict HS256 compact JWS, for the Timekit tokens (signed search, action links).
+//!
+//! The header may hold only `alg` (exactly `HS256`) and `typ` (`JWT`): every
+//! other member (`jwk`, `jku`, `x5u`, `x5c`, `kid`, `crit`, ...) is refused, so
+//! no token can choose its own key, algorithm or processing rules. The
+//! signature is checked by `jsonwebtoken` (constant-time MAC comparison) with
+//! each live key of the app named in the payload. Time claims are checked here
+//! against an injected clock: `exp`/`nbf`/`iat`, when present, must be JSON
+//! numbers (string-typed times are refused, not skipped).
+
+use std::collections::HashSet;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use jsonwebtoken::{crypto, Algorithm, DecodingKey};
+use serde_json::{Map, Value};
+
+/// Longest token accepted; vendor tokens are a few hundred bytes.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// One signing key of an app.
+pub struct AppKey {
+    pub key: DecodingKey,
+    /// Unix seconds after which the key no longer verifies anything.
+    pub not_after: Option<u64>,
+}
+
+/// Why a token failed. Only for logs: every cause gets the same 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    #[error("token malformed")]
+    Malformed,
+    #[error("token header not allowed")]
+    Header,
+    #[error("unknown app")]
+    UnknownApp,
+    #[error("bad signature or retired key")]
+    Signature,
+    #[error("time claim is not a number")]
+    ClaimType,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("token revoked")]
+    Revoked,
+}
+
+/// A token whose signature verified; claims still need the scheme's checks.
+#[derive(Debug)]
+pub struct Verified {
+    pub app_slug: String,
+    pub claims: Map<String, Value>,
+}
+
+/// A compact JWS split and decoded, nothing trusted yet.
+struct Unverified<'t> {
+    header: Map<String, Value>,
+    claims: Map<String, Value>,
+    signing_input: &'t str,
+    signature: &'t str,
+}
+
+/// Splits and decodes without trusting anything yet.
+fn parts(token: &str) -> Result<Unverified<'_>, JwtError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(JwtError::Malformed);
+    }
+    let mut it = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        return Err(JwtError::Malformed);
+    };
+    if h.is_empty() || p.is_empty() || s.is_empty() {
+        return Err(JwtError::Malformed);
+    }
+    let json = |seg: &str| -> Result<Map<String, Value>, JwtError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(seg)
+            .map_err(|_| JwtError::Malformed)?;
+        match serde_json::from_slice(&bytes) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(JwtError::Malformed),
+        }
+    };
+    Ok(Unverified {
+        header: json(h)?,
+        claims: json(p)?,
+        signing_input: &token[..h.len() + 1 + p.len()],
+        signature: s,
+    })
+}
+
+fn check_header(header: &Map<String, Value>) -> Result<(), JwtError> {
+    for (k, v) in header {
+        let ok = match k.as_str() {
+            "alg" => v.as_str() == Some("HS256"),
+            "typ" => matches!(v.as_str(), Some("JWT") | Some("jwt")),
+            _ => false,
+        };
+        if !ok {
+            return Err(JwtError::Header);
+        }
+    }
+    if !header.contains_key("alg") {
+        return Err(JwtError::Header);
+    }
+    Ok(())
+}
+
+/// A numeric time claim: absent is fine, present must be a JSON number.
+fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, JwtError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(JwtError::ClaimType),
+        Some(_) => Err(JwtError::ClaimType),
+    }
+}
+
+/// The policy of one app: its keys and revocations.
+pub struct AppPolicy<'a> {
+    pub keys: &'a [AppKey],
+    /// Tokens whose `iat` is before this (or that carry no `iat`) are refused.
+    pub revoked_before: Option<u64>,
+    pub revoked_jti: &'a HashSet<String>,
+}
+
+/// Verifies `token` at time `now` (unix seconds). `lookup` maps an `app_slug`
+/// to that app's policy.
+pub fn verify<'a>(
+    token: &str,
+    now: u64,
+    leeway: u64,
+    lookup: impl Fn(&str) -> Option<AppPolicy<'a>>,
+) -> Result<Verified, JwtError> {
+    let Unverified {
+        header,
+        claims,
+        signing_input,
+        signature,
+    } = parts(token)?;
+    check_header(&header)?;
+    let slug = match claims.get("app_slug") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(JwtError::Malformed),
+    };
+    let app = lookup(&slug).ok_or(JwtError::UnknownApp)?;
+    let mut verified = false;
+    for k in app
+        .keys
+        .iter()
+        .filter(|k| k.not_after.is_none_or(|t| now <= t))
+    {
+        if crypto::verify(
+            signature,
+            signing_input.as_bytes(),
+            &k.key,
+            Algorithm::HS256,
+        )
+        .unwrap_or(false)
+        {
+            verified = true;
+            break;
+        }
+    }
+    if !verified {
+        return Err(JwtError::Signature);
+    }
+    // Only now, with an authentic payload, do the claims mean anything.
+    let now_f = now as f64;
+    let leeway_f = leeway as f64;
+    if let Some(exp) = time_claim(&claims, "exp")? {
+        if now_f > exp + leeway_f {
+            return Err(JwtError::Expired);
+        }
+    }
+    if let Some(nbf) = time_claim(&claims, "nbf")? {
+        if nbf > now_f + leeway_f {
+            return Err(JwtError::NotYetValid);
+        }
+    }
+    let iat = time_claim(&claims, "iat")?;
+    if let Some(before) = app.revoked_before {
+        if iat.is_none_or(|iat| iat < before as f64) {
+            return Err(JwtError::Revoked);
+        }
+    }
+    match claims.get("jti") {
+        None => {}
+        Some(Value::String(j)) if !app.revoked_jti.contains(j) => {}
+        Some(Value::String(_)) => return Err(JwtError::Revoked),
+        Some(_) => return Err(JwtError::Malformed),
+    }
+    Ok(Verified {
+        app_slug: slug,
+        claims,
+    })
+}
+
+/// Checks header rules and the signature against one key, returning the
+/// claims unchecked. For interop vectors that are not Timekit tokens.
+pub fn check_signature(token: &str, key: &[u8]) -> Result<Map<String, Value>, JwtError> {
+    let t = parts(token)?;
+    check_header(&t.header)?;
+    let (claims, signing_input, signature) = (t.claims, t.signing_input, t.signature);
+    match crypto::verify(
+        signature,
+        signing_input.as_bytes(),
+        &DecodingKey::from_secret(key),
+        Algorithm::HS256,
+    ) {
+        Ok(true) => Ok(claims),
+        _ => Err(JwtError::Signature),
+    }
+}
+
+/// Signs claims with HS256 (for tests and the token minting command).
+pub fn sign(claims: &Map<String, Value>, key: &[u8]) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(Value::Object(claims.clone()).to_string());
+    let input = format!("{header}.{payload}");
+    let sig = crypto::sign(
+        input.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(key),
+        Algorithm::HS256,
+    )
+    .expect("HS256 signing with an HMAC key cannot fail");
+    format!("{input}.{sig}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const KEY: &[u8] = b"live_api_key_7nzvc7wsBQQISLeFSVhROys9V1bUJ1z7";
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn keys() -> Vec<AppKey> {
+        vec![AppKey {
+            key: DecodingKey::from_secret(KEY),
+            not_after: None,
+        }]
+    }
+
+    fn check(
+        token: &str,
+        now: u64,
+        keys: &[AppKey],
+        revoked_before: Option<u64>,
+    ) -> Result<Verified, JwtError> {
+        let revoked: HashSet<String> = ["burned".to_string()].into();
+        verify(token, now, 30, |slug| {
+            (slug == "my-app").then_some(AppPolicy {
+                keys,
+                revoked_before,
+                revoked_jti: &revoked,
+            })
+        })
+    }
+
+    fn tok(v: Value) -> String {
+        sign(&claims(v), KEY)
+    }
+
+    fn with_header(header: &str, payload: Value) -> String {
+        let h = URL_SAFE_NO_PAD.encode(header);
+        let p = URL_SAFE_NO_PAD.encode(payload.to_string());
+        let input = format!("{h}.{p}");
+        let sig = crypto::sign(
+            input.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(KEY),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{input}.{sig}")
+    }
+
+    #[test]
+    fn a_vendor_style_token_without_exp_verifies() {
+        let t = tok(json!({"app_slug": "my-app", "customer.email": "marty@example.com"}));
+        let v = check(&t, 1_800_000_000, &keys(), None).unwrap();
+        assert_eq!(v.app_slug, "my-app");
+        assert_eq!(v.claims["customer.email"], "marty@example.com");
+    }
+
+    #[test]
+    fn tampering_wrong_key_and_unknown_app_fail() {
+        let t = tok(json!({"app_slug": "my-app", "customer.email": "a@b.c"}));
+        let (head, rest) = t.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        let forged = format!(
+            "{head}.{}.{sig}",
+            URL_SAFE_NO_PAD.encode(r#"{"app_slug":"my-app","customer.email":"victim@b.c"}"#)
+        );
+        assert_eq!(
+            check(&forged, 0, &keys(), None).unwrap_err(),
+            JwtError::Signature
+        );
+        let other = sign(&claims(json!({"app_slug": "my-app"})), b"another key");
+        assert_eq!(
+            check(&other, 0, &keys(), None).unwrap_err(),
+            JwtError::Signature
+        );
+        let unknown = tok(json!({"app_slug": "nope"}));
+        assert_eq!(
+            check(&unknown, 0, &keys(), None).unwrap_err(),
+            JwtError::UnknownApp
+        );
+    }
+
+    #[test]
+    fn headers_that_choose_keys_or_algorithms_are_refused() {
+        let p = json!({"app_slug": "my-app"});
+        for h in [
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"None"}"#,
+            r#"{"alg":"HS512"}"#,
+            r#"{"alg":"RS256"}"#,
+            r#"{"alg":"HS256","kid":"../../dev/null"}"#,
+            r#"{"alg":"HS256","jku":"https://evil.example/jwks"}"#,
+            r#"{"alg":"HS256","jwk":{"kty":"oct","k":"AA"}}"#,
+            r#"{"alg":"HS256","x5u":"https://evil.example/c"}"#,
+            r#"{"alg":"HS256","crit":["exp"]}"#,
+            r#"{"typ":"JWT"}"#,
+        ] {
+            assert_eq!(
+                check(&with_header(h, p.clone()), 0, &keys(), None).unwrap_err(),
+                JwtError::Header,
+                "{h}"
+            );
+        }
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(p.to_string())
+        );
+        assert_eq!(
+            check(&unsigned, 0, &keys(), None).unwrap_err(),
+            JwtError::Malformed
+        );
+    }
+
+    #[test]
+    fn time_claims_are_enforced_when_present_and_must_be_numbers() {
+        let now = 1_800_000_000u64;
+        let exp = |v: Value| tok(json!({"app_slug": "my-app", "exp": v}));
+        assert!(check(&exp(json!(now + 60)), now, &keys(), None).is_ok());
+        assert!(
+            check(&exp(json!(now - 10)), now, &keys(), None).is_ok(),
+            "within leeway"
+        );
+        assert_eq!(
+            check(&exp(json!(now - 31)), now, &keys(), None).unwrap_err(),
+            JwtError::Expired
+        );
+        assert_eq!(
+            check(&exp(json!("1")), now, &keys(), None).unwrap_err(),
+            JwtError::ClaimType
+        );
+        let nbf = tok(json!({"app_slug": "my-app", "nbf": now + 3600}));
+        assert_eq!(
+            check(&nbf, now, &keys(), None).unwrap_err(),
+            JwtError::NotYetValid
+        );
+        let nbf_s = tok(json!({"app_slug": "my-app", "nbf": "0"}));
+        assert_eq!(
+            check(&nbf_s, now, &keys(), None).unwrap_err(),
+            JwtError::ClaimType
+        );
+    }
+
+    #[test]
+    fn retired_keys_and_revocations_refuse() {
+        let now = 1_800_000_000u64;
+        let retired = vec![AppKey {
+            key: DecodingKey::from_secret(KEY),
+            not_after: Some(now - 1),
+        }];
+        let t = tok(json!({"app_slug": "my-app"}));
+        assert_eq!(
+            check(&t, now, &retired, None).unwrap_err(),
+            JwtError::Signature
+        );
+        assert_eq!(
+            check(&t, now, &keys(), Some(now)).unwrap_err(),
+            JwtError::Revoked,
+            "no iat"
+        );
+        let old = tok(json!({"app_slug": "my-app", "iat": now - 100}));
+        assert_eq!(
+            check(&old, now, &keys(), Some(now - 50)).unwrap_err(),
+            JwtError::Revoked
+        );
+        let fresh = tok(json!({"app_slug": "my-app", "iat": now - 10}));
+        assert!(check(&fresh, now, &keys(), Some(now - 50)).is_ok());
+        let burned = tok(json!({"app_slug": "my-app", "jti": "burned"}));
+        assert_eq!(
+            check(&burned, now, &keys(), None).unwrap_err(),
+            JwtError::Revoked
+        );
+        let iat_s = tok(json!({"app_slug": "my-app", "iat": "0"}));
+        assert_eq!(
+            check(&iat_s, now, &keys(), None).unwrap_err(),
+            JwtError::ClaimType
+        );
+    }
+
+    #[test]
+    fn structural_garbage_is_malformed() {
+        for t in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c.d",
+            "..",
+            "e30.e30.",
+            &"x".repeat(MAX_TOKEN_LEN + 1),
+        ] {
+            assert_eq!(
+                check(t, 0, &keys(), None).unwrap_err(),
+                JwtError::Malformed,
+                "{t:.20}"
+            );
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The `search` query grammar and its binding to a signed subject.
+//!
+//! Grammar (decided; see the README): the raw query is split on `&`; names
+//! and values are form-decoded once. `search` and `signed_search` must each
+//! appear exactly once (also no `search[]`-style spellings). The `search`
+//! value is split on `;` into `field:value` pairs (split at the first `:`),
+//! field names `[A-Za-z0-9_.]+`, no empty pair.
+//!
+//! Binding: the signed pair occurs exactly once with a byte-equal value, and
+//! no other pair names the subject field. Because some backends also split a
+//! raw query on `;`, a `;` followed by a `name=` inside any parameter is
+//! refused: it would let a second `search` hide inside another parameter.
+
+use std::borrow::Cow;
+
+/// A malformed query: answered with 400, never forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("`search` missing or given more than once")]
+    SearchCount,
+    #[error("`signed_search` given more than once")]
+    SignedSearchCount,
+    #[error("array-style parameter name")]
+    ArrayName,
+    #[error("`;` followed by a parameter inside a value")]
+    HiddenParameter,
+    #[error("empty search pair")]
+    EmptyPair,
+    #[error("search pair without ':'")]
+    NoColon,
+    #[error("invalid search field name")]
+    FieldName,
+    #[error("search field not allowed on this route")]
+    FieldNotAllowed,
+}
+
+/// The binding failed: answered with the scheme's uniform 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    #[error("the signed pair is absent from search")]
+    Absent,
+    #[error("the signed pair appears more than once")]
+    Repeated,
+    #[error("another value for the signed field")]
+    OtherValue,
+    #[error("the signed value cannot appear in a search")]
+    UnsearchableClaim,
+}
+
+/// One raw `&`-separated parameter and its decoded name and value.
+pub struct Param<'q> {
+    pub raw: &'q str,
+    pub name: Cow<'q, str>,
+    pub value: Cow<'q, str>,
+}
+
+/// Splits a raw query into parameters (empty segments skipped).
+pub fn params(query: &str) -> Vec<Param<'_>> {
+    query
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|raw| {
+            let (name, value) = form_urlencoded::parse(raw.as_bytes())
+                .next()
+                .unwrap_or((Cow::Borrowed(""), Cow::Borrowed("")));
+            Param { raw, name, value }
+        })
+        .collect()
+}
+
+/// True when a raw parameter carries `;name=` that a `;`-splitting backend
+/// would read as a parameter of its own.
+fn hides_parameter(raw: &str) -> bool {
+    raw.split(';').skip(1).any(|part| part.contains('='))
+}
+
+fn valid_field(f: &str) -> bool {
+    !f.is_empty()
+        && f.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+/// The parsed `search` of a signed-search request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Search<'q> {
+    /// The decoded search value's pairs, in order.
+    pub pairs: Vec<(&'q str, &'q str)>,
+}
+
+/// Checks the query shape and returns the `search` and `signed_search` values
+/// (decoded). `signed_search` may be absent (the scheme then has no credential).
+pub fn extract(query: &str) -> Result<(String, Option<String>), QueryError> {
+    let mut search = None;
+    let mut signed = None;
+    for p in params(query) {
+        if hides_parameter(p.raw) {
+            return Err(QueryError::HiddenParameter);
+        }
+        match &*p.name {
+            "search" if search.is_some() => return Err(QueryError::SearchCount),
+            "search" => search = Some(p.value.into_owned()),
+            "signed_search" if signed.is_some() => return Err(QueryError::SignedSearchCount),
+            "signed_search" => signed = Some(p.value.into_owned()),
+            n if n.starts_with("search[") || n.starts_with("signed_search[") => {
+                return Err(QueryError::ArrayName)
+            }
+            _ => {}
+        }
+    }
+    let search = search.ok_or(QueryError::SearchCount)?;
+    Ok((search, signed))
+}
+
+/// Parses a decoded `search` value into pairs, refusing malformed ones and,
+/// when `allowed` is given, fields outside it (`always` is always allowed).
+pub fn parse_search<'q>(
+    value: &'q str,
+    allowed: Option<&[String]>,
+    always: &str,
+) -> Result<Search<'q>, QueryError> {
+    let mut pairs = Vec::new();
+    for pair in value.split(';') {
+        if pair.is_empty() {
+            return Err(QueryError::EmptyPair);
+        }
+        let (field, v) = pair.split_once(':').ok_or(QueryError::NoColon)?;
+        if !valid_field(field) {
+            return Err(QueryError::FieldName);
+        }
+        if let Some(allowed) = allowed {
+            if field != always && !allowed.iter().any(|a| a == field) {
+                return Err(QueryError::FieldNotAllowed);
+            }
+        }
+        pairs.push((field, v));
+    }
+    Ok(Search { pairs })
+}
+
+/// Binds the signed `field = claim` to a parsed search.
+pub fn bind(search: &Search<'_>, field: &str, claim: &str) -> Result<(), BindError> {
+    if claim.is_empty() || claim.contains([';', '*', '%']) || claim.chars().any(char::is_control) {
+        return Err(BindError::UnsearchableClaim);
+    }
+    let mut found = 0;
+    for (f, v) in &search.pairs {
+        if *f == field {
+            if *v != claim {
+                return Err(BindError::OtherValue);
+            }
+            found += 1;
+        }
+    }
+    match found {
+        0 => Err(BindError::Absent),
+        1 => Ok(()),
+        _ => Err(BindError::Repeated),
+    }
+}
+
+/// The raw query without the parameters named in `names` (decoded
+/// comparison), other bytes untouched. `None` when nothing remains.
+pub fn without(query: &str, names: &[&str]) -> Option<String> {
+    let kept: Vec<&str> = params(query)
+        .into_iter()
+        .filter(|p| !names.contains(&&*p.name))
+        .map(|p| p.raw)
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search_of(q: &str) -> String {
+        extract(q).unwrap().0
+    }
+
+    #[test]
+    fn the_vendor_example_parses_and_binds() {
+        let (s, t) =
+            extract("search=customer.email:marty@example.com;state:confirmed&signed_search=abc")
+                .unwrap();
+        assert_eq!(t.as_deref(), Some("abc"));
+        let parsed = parse_search(&s, None, "customer.email").unwrap();
+        assert_eq!(
+            parsed.pairs,
+            [
+                ("customer.email", "marty@example.com"),
+                ("state", "confirmed")
+            ]
+        );
+        assert_eq!(bind(&parsed, "customer.email", "marty@example.com"), Ok(()));
+    }
+
+    #[test]
+    fn values_are_form_decoded_exactly_once() {
+        assert_eq!(
+            search_of("search=customer.email%3Aa%2Bb%40x.io&signed_search=t"),
+            "customer.email:a+b@x.io"
+        );
+        assert_eq!(
+            search_of("search=meta.id:a+b&signed_search=t"),
+            "meta.id:a b"
+        );
+        assert_eq!(
+            search_of("search=meta.id:%2541&signed_search=t"),
+            "meta.id:%41"
+        );
+        assert_eq!(search_of("%73earch=x:1&signed_search=t"), "x:1");
+    }
+
+    #[test]
+    fn duplicate_and_array_parameters_are_malformed() {
+        assert_eq!(
+            extract("search=a:1&search=b:2&signed_search=t"),
+            Err(QueryError::SearchCount)
+        );
+        assert_eq!(
+            extract("search=a:1&%73earch=b:2"),
+            Err(QueryError::SearchCount)
+        );
+        assert_eq!(extract("signed_search=t"), Err(QueryError::SearchCount));
+        assert_eq!(
+            extract("search=a:1&signed_search=t&signed_search=u"),
+            Err(QueryError::SignedSearchCount)
+        );
+        assert_eq!(
+            extract("search[]=a:1&signed_search=t"),
+            Err(QueryError::ArrayName)
+        );
+        assert_eq!(
+            extract("search=a:1&search%5B0%5D=b:1"),
+            Err(QueryError::ArrayName)
+        );
+    }
+
+    #[test]
+    fn a_parameter_hidden_behind_a_semicolon_is_malformed() {
+        assert_eq!(
+            extract("search=customer.email:me@x.io&x=1;search=customer.email:victim@x.io&signed_search=t"),
+            Err(QueryError::HiddenParameter)
+        );
+        assert_eq!(
+            extract("search=customer.email:me@x.io;search=customer.email:v@x.io&signed_search=t"),
+            Err(QueryError::HiddenParameter)
+        );
+        // A `;` between pairs without `=` is the grammar itself.
+        assert!(extract("search=customer.email:me@x.io;state:confirmed&signed_search=t").is_ok());
+    }
+
+    #[test]
+    fn malformed_pairs_are_refused() {
+        assert_eq!(
+            parse_search("a:1;;b:2", None, "a").unwrap_err(),
+            QueryError::EmptyPair
+        );
+        assert_eq!(
+            parse_search("a:1;", None, "a").unwrap_err(),
+            QueryError::EmptyPair
+        );
+        assert_eq!(
+            parse_search("a", None, "a").unwrap_err(),
+            QueryError::NoColon
+        );
+        assert_eq!(
+            parse_search("a b:1", None, "a").unwrap_err(),
+            QueryError::FieldName
+        );
+        assert_eq!(
+            parse_search(":1", None, "a").unwrap_err(),
+            QueryError::FieldName
+        );
+        let allowed = vec!["state".to_string()];
+        assert!(parse_search("customer.email:x;state:y", Some(&allowed), "customer.email").is_ok());
+        assert_eq!(
+            parse_search(
+                "customer.email:x;resource:y",
+                Some(&allowed),
+                "customer.email"
+            )
+            .unwrap_err(),
+            QueryError::FieldNotAllowed
+        );
+    }
+
+    #[test]
+    fn the_signed_pair_must_be_there_once_with_the_same_bytes() {
+        let b = |s: &str, claim: &str| {
+            bind(
+                &parse_search(s, None, "customer.email").unwrap(),
+                "customer.email",
+                claim,
+            )
+        };
+        assert_eq!(b("state:confirmed", "a@x.io"), Err(BindError::Absent));
+        assert_eq!(
+            b("customer.email:a@x.io;customer.email:a@x.io", "a@x.io"),
+            Err(BindError::Repeated)
+        );
+        assert_eq!(
+            b("customer.email:a@x.io;customer.email:v@x.io", "a@x.io"),
+            Err(BindError::OtherValue)
+        );
+        assert_eq!(
+            b("customer.email:A@x.io", "a@x.io"),
+            Err(BindError::OtherValue)
+        );
+        assert_eq!(
+            b("customer.email:a@x.io ", "a@x.io"),
+            Err(BindError::OtherValue)
+        );
+        assert_eq!(
+            b("customer.email:*", "*"),
+            Err(BindError::UnsearchableClaim)
+        );
+        assert_eq!(
+            b("customer.email:a", "a;state:x"),
+            Err(BindError::UnsearchableClaim)
+        );
+        assert_eq!(b("customer.email:a@x.io;state:confirmed", "a@x.io"), Ok(()));
+    }
+
+    #[test]
+    fn the_credential_is_removed_and_the_rest_kept_byte_for_byte() {
+        assert_eq!(
+            without(
+                "search=customer.email:a%40x.io;state:confirmed&signed_search=t&include=x",
+                &["signed_search"]
+            )
+            .as_deref(),
+            Some("search=customer.email:a%40x.io;state:confirmed&include=x")
+        );
+        assert_eq!(without("signed_search=t", &["signed_search"]), None);
+        assert_eq!(
+            without("signed%5Fsearch=t&a=1", &["signed_search"]).as_deref(),
+            Some("a=1")
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! Signed search (Timekit): an HS256 JWT in `signed_search` that proves one
+//! customer identity (`customer.email` or `meta.<name>`), bound to the
+//! `search` filter of the same request.
+//!
+//! Order: the query shape (400 when malformed), then the token (uniform 401),
+//! then the binding (uniform 401: a valid token whose pair is missing from
+//! `search` would otherwise list every customer's bookings). The proxy then
+//! removes `signed_search` from the query (see [`super::strip_credentials`]).
+
+use http::request::Parts;
+use serde_json::Value;
+
+use super::{
+    jwt, search_query as q, AuthContext, AuthError, Customer, Principal, Rejection, RouteAuth,
+    Scheme, ScopeValue,
+};
+
+/// Whether the request carries this scheme's credential at all.
+pub fn present(parts: &Parts) -> bool {
+    parts
+        .uri
+        .query()
+        .is_some_and(|query| q::params(query).iter().any(|p| p.name == "signed_search"))
+}
+
+fn reject(cause: &'static str) -> AuthError {
+    AuthError::Rejected(Rejection {
+        scheme: Some(Scheme::SignedSearch),
+        cause,
+    })
+}
+
+/// The subject claim: exactly one of `customer.email` / `meta.<name>`.
+fn subject(claims: &serde_json::Map<String, Value>) -> Result<(&str, &str), AuthError> {
+    let mut found = None;
+    for (k, v) in claims {
+        let is_subject = k == "customer.email"
+            || k.strip_prefix("meta.").is_some_and(|n| {
+                !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+        if is_subject {
+            let Value::String(v) = v else {
+                return Err(reject("subject claim is not a string"));
+            };
+            if found.replace((k.as_str(), v.as_str())).is_some() {
+                return Err(reject("more than one subject claim"));
+            }
+        }
+    }
+    found.ok_or_else(|| reject("no subject claim"))
+}
+
+/// Verifies the request and rewrites its query for the upstream.
+pub fn verify(
+    parts: &Parts,
+    route: &RouteAuth<'_>,
+    ctx: &AuthContext,
+    now: u64,
+) -> Result<Principal, AuthError> {
+    let query = parts.uri.query().unwrap_or("");
+    let (search, token) = q::extract(query).map_err(AuthError::BadQuery)?;
+    let token = token.ok_or_else(|| reject("no signed_search"))?;
+
+    let v = jwt::verify(&token, now, ctx.leeway, |slug| ctx.apps.policy(slug)).map_err(|e| {
+        reject(match e {
+            jwt::JwtError::Malformed => "token malformed",
+            jwt::JwtError::Header => "token header not allowed",
+            jwt::JwtError::UnknownApp => "unknown app",
+            jwt::JwtError::Signature => "bad signature",
+            jwt::JwtError::ClaimType => "time claim not a number",
+            jwt::JwtError::Expired => "expired",
+            jwt::JwtError::NotYetValid => "not yet valid",
+            jwt::JwtError::Revoked => "revoked",
+        })
+    })?;
+    if v.claims.contains_key("booking_id") || v.claims.contains_key("action") {
+        return Err(reject("action-link token used as signed search"));
+    }
+    let (field, claim) = subject(&v.claims)?;
+
+    let parsed =
+        q::parse_search(&search, route.search_fields, field).map_err(AuthError::BadQuery)?;
+    q::bind(&parsed, field, claim).map_err(|e| {
+        reject(match e {
+            q::BindError::Absent => "signed pair absent from search",
+            q::BindError::Repeated => "signed pair repeated",
+            q::BindError::OtherValue => "other value for the signed field",
+            q::BindError::UnsearchableClaim => "claim cannot be searched",
+        })
+    })?;
+
+    let app = ScopeValue::new(&v.app_slug).map_err(|_| reject("app slug not sendable"))?;
+    let subject =
+        ScopeValue::new(&format!("{field}={claim}")).map_err(|_| reject("subject not sendable"))?;
+    let email = match field {
+        "customer.email" => Some(ScopeValue::new(claim).map_err(|_| reject("email not sendable"))?),
+        _ => None,
+    };
+    Ok(Principal::Customer(Customer {
+        credential: Scheme::SignedSearch,
+        app,
+        subject,
+        email,
+    }))
+}
