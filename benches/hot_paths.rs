@@ -5,9 +5,20 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use scopegate::{path, routes::Lookup, Config};
+use scopegate::{
+    auth::{self, jwt, AuthPolicy, RouteAuth, Scheme},
+    path,
+    routes::Lookup,
+    Config,
+};
+
+const KEY: &str = "live_api_key_7nzvc7wsBQQISLeFSVhROys9V1bUJ1z7";
 
 const CONFIG: &str = r#"
+[[app]]
+slug = "my-app-6165"
+[[app.key]]
+key = "live_api_key_7nzvc7wsBQQISLeFSVhROys9V1bUJ1z7"
 [[upstream]]
 name = "b"
 url = "http://127.0.0.1:9"
@@ -108,5 +119,29 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot_paths, benches);
+fn signed_search(c: &mut Criterion) {
+    let config = Config::from_toml(CONFIG).expect("bench config");
+    let claims =
+        serde_json::json!({"app_slug": "my-app-6165", "customer.email": "marty@example.com"});
+    let token = jwt::sign(claims.as_object().unwrap(), KEY.as_bytes());
+    let uri = format!("/v2/bookings?search=customer.email:marty@example.com;state:confirmed&signed_search={token}");
+    let parts = http::Request::get(uri).body(()).unwrap().into_parts().0;
+    let policy = AuthPolicy::AnyOf(vec![Scheme::SignedSearch]);
+    let route = RouteAuth::default();
+    c.bench_function("signed_search/verify_bind_strip", |b| {
+        b.iter_batched(
+            || parts.clone(),
+            |mut p| {
+                let principal =
+                    auth::authenticate(&policy, &route, &mut p, &config.auth, 1_800_000_000);
+                assert!(principal.is_ok());
+                auth::strip_credentials(&mut p);
+                p
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(hot_paths, benches, signed_search);
 criterion_main!(hot_paths);

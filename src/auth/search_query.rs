@@ -338,4 +338,47 @@ mod tests {
             Some("a=1")
         );
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Queries built from the characters that matter to the grammar.
+        fn query() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("search=".to_string()),
+                Just("signed_search=t".to_string()),
+                Just("customer.email:".to_string()),
+                Just("a@x.io".to_string()),
+                Just("v@x.io".to_string()),
+                Just("state:confirmed".to_string()),
+                "[;:=&%+a-z0-9.@\\[\\]]{0,4}",
+            ];
+            prop::collection::vec(piece, 0..10).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #[test]
+            fn every_accepted_query_holds_exactly_one_signed_pair(q in query()) {
+                let Ok((search, Some(_))) = extract(&q) else { return Ok(()) };
+                let Ok(parsed) = parse_search(&search, None, "customer.email") else { return Ok(()) };
+                if bind(&parsed, "customer.email", "a@x.io").is_ok() {
+                    let signed: Vec<_> = parsed.pairs.iter().filter(|(f, _)| *f == "customer.email").collect();
+                    prop_assert_eq!(signed, vec![&("customer.email", "a@x.io")]);
+                    // And a `;`-splitting backend cannot find a second search parameter.
+                    let hidden = q
+                        .split(['&', ';'])
+                        .filter(|seg| form_urlencoded::parse(seg.as_bytes()).next().is_some_and(|(n, _)| n == "search"))
+                        .count();
+                    prop_assert_eq!(hidden, 1);
+                }
+            }
+
+            #[test]
+            fn removing_a_credential_leaves_none_of_it(q in query()) {
+                let rest = without(&q, &["signed_search"]).unwrap_or_default();
+                prop_assert!(params(&rest).iter().all(|p| p.name != "signed_search"));
+            }
+        }
+    }
 }
