@@ -42,6 +42,38 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Mint a token with the keys of a configuration (for operators and tests).
+    Token {
+        #[command(subcommand)]
+        kind: TokenKind,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenKind {
+    /// A signed-search token for one customer: prints the token, and on
+    /// stderr the `search` value it must be used with.
+    SignedSearch {
+        #[arg(
+            long,
+            short,
+            env = "SCOPEGATE_CONFIG",
+            default_value = "config/scopegate.toml"
+        )]
+        config: PathBuf,
+        /// The app slug (`[[app]] slug`).
+        #[arg(long)]
+        app: String,
+        /// The customer's email (`customer.email` subject).
+        #[arg(long, conflicts_with = "meta", required_unless_present = "meta")]
+        email: Option<String>,
+        /// A meta subject as `name=value` (`meta.<name>`).
+        #[arg(long)]
+        meta: Option<String>,
+        /// Adds an `exp` this far ahead (e.g. `30d`); vendor tokens have none.
+        #[arg(long)]
+        ttl: Option<humantime::Duration>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -55,6 +87,58 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config, log_format } => run(&config, log_format),
+        Command::Token { kind } => token(kind),
+    }
+}
+
+fn token(kind: TokenKind) -> ExitCode {
+    let TokenKind::SignedSearch {
+        config,
+        app,
+        email,
+        meta,
+        ttl,
+    } = kind;
+    let (field, value) = match (email, meta) {
+        (Some(e), _) => ("customer.email".to_string(), e),
+        (None, Some(m)) => match m.split_once('=') {
+            Some((name, v)) if !name.is_empty() => (format!("meta.{name}"), v.to_string()),
+            _ => {
+                eprintln!("error: --meta must be name=value");
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => unreachable!("clap requires --email or --meta"),
+    };
+    if value.is_empty() || value.contains([';', '*', '%']) || value.chars().any(char::is_control) {
+        eprintln!("error: the subject value cannot contain ';', '*', '%' or control characters");
+        return ExitCode::from(2);
+    }
+    let config = match load(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut claims = serde_json::Map::new();
+    claims.insert(field.clone(), value.clone().into());
+    claims.insert("iat".into(), now.into());
+    if let Some(ttl) = ttl {
+        claims.insert("exp".into(), (now + ttl.as_secs()).into());
+    }
+    match config.auth.apps.mint(&app, claims, now) {
+        Ok(t) => {
+            println!("{t}");
+            let search: String =
+                form_urlencoded::byte_serialize(format!("{field}:{value}").as_bytes()).collect();
+            eprintln!("use with: ?search={search}&signed_search=<token>");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

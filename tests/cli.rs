@@ -92,17 +92,17 @@ fn check_accepts_the_shipped_config_and_prints_the_route_table() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("OK (3 routes, 1 upstreams)"), "{stdout}");
-    for (route, path) in [
-        ("health", "/v2/health"),
-        ("resources", "/v2/resources/*"),
-        ("bookings-list", "/v2/bookings"),
+    for (route, path, auth) in [
+        ("health", "/v2/health", "public"),
+        ("resources", "/v2/resources/*", "public"),
+        ("bookings-list", "/v2/bookings", "signed-search"),
     ] {
         let line = stdout
             .lines()
             .find(|l| l.split_whitespace().next() == Some(route));
         let line = line.unwrap_or_else(|| panic!("route {route} not printed:\n{stdout}"));
         assert!(
-            line.contains(path) && line.contains("public") && line.contains("bookings"),
+            line.contains(path) && line.contains(auth) && line.contains("bookings"),
             "{line}"
         );
     }
@@ -348,4 +348,73 @@ fn typos_in_several_tables_are_reported_at_once() {
     out.fails_with(&["limits", "max_body"]);
     out.fails_with(&["log", "levl"]);
     out.fails_with(&["route[0]", "method"]);
+}
+
+#[test]
+fn token_signed_search_mints_a_token_the_configured_key_verifies() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
+    let out = run_to_end(
+        &[
+            "token",
+            "signed-search",
+            "--config",
+            shipped,
+            "--app",
+            "demo-app",
+            "--email",
+            "ada@example.com",
+            "--ttl",
+            "1h",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let key = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo-app.key"))
+        .unwrap();
+    let claims = scopegate::auth::jwt::check_signature(&token, key.trim_end().as_bytes()).unwrap();
+    assert_eq!(claims["app_slug"], "demo-app");
+    assert_eq!(claims["customer.email"], "ada@example.com");
+    assert!(claims["exp"].as_u64().unwrap() > claims["iat"].as_u64().unwrap());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("search=customer.email%3Aada%40example.com")
+    );
+}
+
+#[test]
+fn token_for_an_unknown_app_or_a_bad_subject_fails() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
+    let out = run_to_end(
+        &[
+            "token",
+            "signed-search",
+            "--config",
+            shipped,
+            "--app",
+            "nope",
+            "--email",
+            "a@b.c",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no app with slug \"nope\""));
+    let out = run_to_end(
+        &[
+            "token",
+            "signed-search",
+            "--config",
+            shipped,
+            "--app",
+            "demo-app",
+            "--meta",
+            "id=1;state:x",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
 }

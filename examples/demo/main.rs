@@ -122,9 +122,7 @@ const TRIES: &[(&str, &str, &str)] = &[
     ("liveness", "", "/v2/health"),
     ("the resource list", "", "/v2/resources"),
     ("one resource", "", "/v2/resources/room-a"),
-    ("all bookings", "", "/v2/bookings"),
-    ("search", "", "/v2/bookings?search=customer.email:ada@example.com;state:confirmed"),
-    ("wildcard search (customer.name only)", "", "/v2/bookings?search=customer.name:gr*"),
+    ("all bookings, with no credential", "", "/v2/bookings"),
     (
         "forged scope headers are stripped: the echo shows only scopegate's x-scope-route",
         "-i -H 'X-Scope-App: forged' -H 'X_Scope_Customer_Email: mallory@example.com' ",
@@ -134,15 +132,46 @@ const TRIES: &[(&str, &str, &str)] = &[
     ("not a backend path at all", "", "/admin"),
 ];
 
+/// The demo app and customer of the signed-search lines.
+const DEMO_APP: &str = "demo-app";
+const DEMO_CUSTOMER: &str = "ada@example.com";
+
 /// One line to try: what it shows, curl flags, target, and what the
 /// configured route table will do with it.
-type Planned = (&'static str, &'static str, &'static str, String);
+type Planned = (String, &'static str, String, String);
+
+/// Signed-search lines, with a token minted from the configured demo app key.
+fn signed_search_tries(config: &Config) -> Vec<(String, &'static str, String)> {
+    let mut claims = serde_json::Map::new();
+    claims.insert("customer.email".into(), DEMO_CUSTOMER.into());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let Ok(token) = config.auth.apps.mint(DEMO_APP, claims, now) else {
+        return Vec::new();
+    };
+    vec![
+        (
+            format!("{DEMO_CUSTOMER}'s confirmed bookings: a signed search, scoped by scopegate"),
+            "",
+            format!("/v2/bookings?search=customer.email:{DEMO_CUSTOMER};state:confirmed&signed_search={token}"),
+        ),
+        (
+            "the same token with another customer's email: 401, never forwarded".into(),
+            "",
+            format!("/v2/bookings?search=customer.email:grace@example.com&signed_search={token}"),
+        ),
+    ]
+}
 
 fn plan(config: &Config) -> Vec<Planned> {
-    TRIES
+    let fixed = TRIES
         .iter()
-        .map(|&(what, flags, target)| {
-            let path = target.split_once('?').map_or(target, |(p, _)| p);
+        .map(|&(what, flags, target)| (what.to_string(), flags, target.to_string()));
+    fixed
+        .chain(signed_search_tries(config))
+        .map(|(what, flags, target)| {
+            let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p);
             let verdict = match config.routes.lookup(None, &Method::GET, path) {
                 Lookup::Found(route, _) => match &route.auth {
                     AuthPolicy::Public => format!("route {}, public", route.name),

@@ -20,6 +20,8 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 /// One signing key of an app.
 pub struct AppKey {
     pub key: DecodingKey,
+    /// The same key, for minting tokens (`scopegate token`).
+    pub secret: crate::secret::Secret,
     /// Unix seconds after which the key no longer verifies anything.
     pub not_after: Option<u64>,
 }
@@ -240,6 +242,7 @@ mod tests {
     fn keys() -> Vec<AppKey> {
         vec![AppKey {
             key: DecodingKey::from_secret(KEY),
+            secret: crate::secret::Secret::new(KEY),
             not_after: None,
         }]
     }
@@ -376,6 +379,7 @@ mod tests {
         let now = 1_800_000_000u64;
         let retired = vec![AppKey {
             key: DecodingKey::from_secret(KEY),
+            secret: crate::secret::Secret::new(KEY),
             not_after: Some(now - 1),
         }];
         let t = tok(json!({"app_slug": "my-app"}));

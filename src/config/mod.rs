@@ -133,16 +133,19 @@ impl Config {
                 .filter(|k| k.as_str().contains("__"))
                 .split("__"),
         );
-        Self::from_figment(figment)
+        let base = path.parent().map(Path::to_path_buf);
+        Self::from_figment(figment, base)
     }
 
     /// Loads from TOML text only (no environment); for tests and tools.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::new().merge(Toml::string(text)))
+        Self::from_figment(Figment::new().merge(Toml::string(text)), None)
     }
 
-    fn from_figment(f: Figment) -> Result<Self, ConfigError> {
-        compile(extract(&f)?)
+    /// `base`: the config file's directory, against which relative `*_file`
+    /// paths are resolved (the working directory when `None`).
+    fn from_figment(f: Figment, base: Option<std::path::PathBuf>) -> Result<Self, ConfigError> {
+        compile(extract(&f)?, base)
     }
 }
 
@@ -246,6 +249,7 @@ fn figment_problems(err: figment::Error, base: &str) -> ConfigError {
 /// Collects problems while validating, so one run reports them all.
 #[derive(Default)]
 struct Checker {
+    base: Option<std::path::PathBuf>,
     problems: Vec<Problem>,
     warnings: Vec<String>,
 }
@@ -291,6 +295,7 @@ impl Checker {
         env: &Option<String>,
         file: &Option<std::path::PathBuf>,
     ) -> Option<crate::secret::Secret> {
+        let resolved: std::path::PathBuf;
         let source = match (inline, env, file) {
             (Some(v), None, None) => {
                 self.warnings.push(format!(
@@ -299,7 +304,13 @@ impl Checker {
                 SecretSource::Inline(v)
             }
             (None, Some(e), None) => SecretSource::Env(e),
-            (None, None, Some(p)) => SecretSource::File(p),
+            (None, None, Some(p)) => {
+                resolved = match &self.base {
+                    Some(b) if p.is_relative() => b.join(p),
+                    _ => p.clone(),
+                };
+                SecretSource::File(&resolved)
+            }
             (None, None, None) => {
                 self.err(
                     path,
@@ -327,8 +338,11 @@ impl Checker {
     }
 }
 
-fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
-    let mut c = Checker::default();
+fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, ConfigError> {
+    let mut c = Checker {
+        base,
+        ..Checker::default()
+    };
 
     let listen = c.addr("listen.address", &raw.listen.address);
     let admin = raw
@@ -755,6 +769,7 @@ fn compile_apps(c: &mut Checker, raw: &[raw::RawApp]) -> crate::auth::Apps {
             if let Some(secret) = c.secret(&kpath, "key", &k.key, &k.key_env, &k.key_file) {
                 keys.push(AppKey {
                     key: jsonwebtoken::DecodingKey::from_secret(secret.expose()),
+                    secret,
                     not_after,
                 });
             }
