@@ -198,12 +198,16 @@ async fn upstream_host_replaces_the_client_host() {
     assert_eq!(up.single().all("host"), [up.addr.to_string()]);
 }
 
-#[tokio::test]
-async fn the_upstream_credential_replaces_the_clients_and_comes_from_a_file() {
-    let up = Upstream::start(Behavior::Ok).await;
+/// A gate whose upstream carries `credential` (the body of `[upstream.credential]`),
+/// the secret written to a file named `secret` in the returned directory.
+async fn gate_with_credential(
+    up: &Upstream,
+    secret: &str,
+    credential: &str,
+) -> (Gate, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("legacy_key");
-    std::fs::write(&key, "live_api_key_123\n").unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, secret).unwrap();
     let toml = format!(
         r#"
 [listen]
@@ -213,9 +217,7 @@ address = "127.0.0.1:0"
 name = "backend"
 url = "http://{}"
 [upstream.credential]
-type = "basic"
-username = ""
-password_file = "{}"
+{}
 
 [[route]]
 name = "open"
@@ -224,9 +226,20 @@ auth = ["public"]
 upstream = "backend"
 "#,
         up.addr,
-        key.display()
+        credential.replace("{file}", &file.display().to_string())
     );
-    let gate = Gate::start(&toml).await;
+    (Gate::start(&toml).await, dir)
+}
+
+#[tokio::test]
+async fn the_upstream_credential_replaces_the_clients_and_comes_from_a_file() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let (gate, _dir) = gate_with_credential(
+        &up,
+        "live_api_key_123\n",
+        "type = \"basic\"\nusername = \"\"\npassword_file = \"{file}\"",
+    )
+    .await;
     raw(
         gate.addr,
         b"GET /open HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Zm9yZ2VkOmZvcmdlZA==\r\nConnection: close\r\n\r\n",
@@ -243,32 +256,12 @@ upstream = "backend"
 #[tokio::test]
 async fn a_header_credential_is_added_once_whatever_the_client_sent() {
     let up = Upstream::start(Behavior::Ok).await;
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("k");
-    std::fs::write(&key, "s3cret").unwrap();
-    let toml = format!(
-        r#"
-[listen]
-address = "127.0.0.1:0"
-
-[[upstream]]
-name = "backend"
-url = "http://{}"
-[upstream.credential]
-type = "header"
-name = "X-Api-Key"
-value_file = "{}"
-
-[[route]]
-name = "open"
-path = "/open"
-auth = ["public"]
-upstream = "backend"
-"#,
-        up.addr,
-        key.display()
-    );
-    let gate = Gate::start(&toml).await;
+    let (gate, _dir) = gate_with_credential(
+        &up,
+        "s3cret",
+        "type = \"header\"\nname = \"X-Api-Key\"\nvalue_file = \"{file}\"",
+    )
+    .await;
     raw(
         gate.addr,
         b"GET /open HTTP/1.1\r\nHost: x\r\nX-Api-Key: forged\r\nX-Api-Key: forged2\r\nX_API_KEY: forged3\r\nConnection: close\r\n\r\n",
