@@ -128,6 +128,8 @@ async fn forward(
 
     let route_auth = auth::RouteAuth {
         search_fields: route.search_fields.as_deref(),
+        apps: route.apps.as_deref(),
+        has_body: !http_body::Body::is_end_stream(&body),
     };
     let principal = auth::authenticate(&route.auth, &route_auth, parts, &config.auth, unix_now())
         .map_err(|e| match e {

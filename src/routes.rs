@@ -196,6 +196,8 @@ pub struct Route {
     pub upstream_path_prefix: Box<str>,
     /// Signed search: allowed `search` fields besides the signed one.
     pub search_fields: Option<Vec<String>>,
+    /// Apps whose tokens this route accepts; `None` accepts all.
+    pub apps: Option<Vec<String>>,
 }
 
 impl Route {
@@ -375,6 +377,7 @@ mod tests {
             upstream_name: "u".into(),
             upstream_path_prefix: "".into(),
             search_fields: None,
+            apps: None,
         }
     }
 

@@ -37,11 +37,25 @@ upstream = "backend"
 search_fields = ["state"]
 
 [[route]]
+name = "only-other"
+methods = ["GET"]
+path = "/v2/other"
+auth = ["signed-search"]
+upstream = "backend"
+apps = ["other-app"]
+
+[[app]]
+slug = "other-app"
+[[app.key]]
+key_file = "{}"
+
+[[route]]
 name = "open"
 path = "/open"
 auth = ["public"]
 upstream = "backend"
 "#,
+        key_file.display(),
         key_file.display()
     )
 }
@@ -179,9 +193,10 @@ async fn a_valid_signed_search_is_forwarded_scoped_and_without_its_token() {
     .await;
     assert_eq!(statuses(&out), [200], "{out}");
     let rec = s.up.single();
+    // Re-serialized: no raw `;` or `:` for a backend to split differently.
     assert_eq!(
         rec.target,
-        "/v2/bookings?search=customer.email:marty@example.com;state:confirmed&limit=5"
+        "/v2/bookings?search=customer.email%3Amarty%40example.com%3Bstate%3Aconfirmed&limit=5"
     );
     assert_eq!(rec.all("x-scope-credential"), ["signed-search"]);
     assert_eq!(rec.all("x-scope-app"), ["my-app-6165"]);
@@ -411,4 +426,139 @@ async fn an_encoded_search_is_bound_after_one_decoding() {
         s.up.single().all("x-scope-customer-email"),
         ["a+b@example.com"]
     );
+}
+
+// ---- regressions from the security review: query-parsing differentials ----
+
+/// The upstream's query, decoded as every backend decodes it (split on `&`).
+fn upstream_search(rec: &Recorded) -> Vec<String> {
+    let query = rec.target.split_once('?').map_or("", |(_, q)| q);
+    assert!(
+        !query.contains(';'),
+        "raw ';' reached the upstream: {query}"
+    );
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(n, _)| n == "search")
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_upstream_query_cannot_be_split_differently_by_the_backend() {
+    let s = setup().await;
+    let t = marty();
+    for (q, search) in [
+        (
+            format!("search=state:confirmed;customer.email:marty@example.com&signed_search={t}"),
+            "state:confirmed;customer.email:marty@example.com",
+        ),
+        (
+            format!("search=customer.email:marty@example.com&signed_search={t}&x=1;search"),
+            "customer.email:marty@example.com",
+        ),
+    ] {
+        let out = get_raw(&s.gate, &format!("/v2/bookings?{q}"), "").await;
+        assert_eq!(statuses(&out), [200], "{q}: {out}");
+        assert_eq!(upstream_search(s.up.records().last().unwrap()), [search]);
+    }
+}
+
+#[tokio::test]
+async fn lookalike_names_escapes_and_parameter_floods_get_400() {
+    let s = setup().await;
+    let t = marty();
+    let base = format!("search=customer.email:marty@example.com&signed_search={t}");
+    let flood = "a=1&".repeat(40);
+    for q in [
+        format!("{base}&+search=state:confirmed"),
+        format!("{base}&search%00=customer.email:victim@example.com"),
+        format!("{base}&search]=customer.email:victim@example.com"),
+        format!("{base}&Search=customer.email:victim@example.com"),
+        format!("{base}&signed.search=x"),
+        format!("search=customer.email:marty@example.com%3Bstate:%zz&signed_search={t}"),
+        format!("search=customer.email:marty@example.com;state:x%253Bcustomer.email:victim@example.com&signed_search={t}"),
+        format!("{flood}{base}"),
+    ] {
+        let out = get_raw(&s.gate, &format!("/v2/bookings?{q}"), "").await;
+        assert_eq!(statuses(&out), [400], "{q}: {out}");
+    }
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_body_or_a_write_method_cannot_carry_a_second_search() {
+    let s = setup().await;
+    let target = format!(
+        "/v2/bookings?search=customer.email:marty@example.com&signed_search={}",
+        marty()
+    );
+    let body = "search=customer.email%3Avictim%40example.com";
+    let req = format!(
+        "GET {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(
+        statuses(&raw(s.gate.addr, req.as_bytes(), WAIT).await),
+        [400]
+    );
+    let chunked = format!(
+        "GET {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    assert_eq!(
+        statuses(&raw(s.gate.addr, chunked.as_bytes(), WAIT).await),
+        [400]
+    );
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn subject_variants_padded_claims_and_other_apps_get_the_uniform_401() {
+    let s = setup().await;
+    let t = marty();
+    let padded = token(json!({"app_slug": "my-app-6165", "customer.email": " victim@example.com"}));
+    for q in [
+        format!("search=customer.email:marty@example.com;Customer.Email:victim@example.com&signed_search={t}"),
+        format!("search=customer.email:+victim@example.com&signed_search={padded}"),
+    ] {
+        let out = get_raw(&s.gate, &format!("/v2/bookings?{q}"), "").await;
+        assert_eq!(statuses(&out), [401], "{q}: {out}");
+    }
+    // A route that accepts only other-app refuses my-app's valid token.
+    let out = get_raw(
+        &s.gate,
+        &format!("/v2/other?search=customer.email:marty@example.com&signed_search={t}"),
+        "",
+    )
+    .await;
+    assert_eq!(statuses(&out), [401], "{out}");
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_malformed_search_answers_the_same_whether_the_token_is_valid_or_not() {
+    let s = setup().await;
+    let good = get_raw(
+        &s.gate,
+        &format!("/v2/bookings?search=x&signed_search={}", marty()),
+        "",
+    )
+    .await;
+    let bad = get_raw(&s.gate, "/v2/bookings?search=x&signed_search=a.b.c", "").await;
+    assert_eq!(statuses(&good), statuses(&bad));
+    assert_eq!(normalized_401(&good), normalized_401(&bad));
+}
+
+#[tokio::test]
+async fn no_spelling_of_signed_search_survives_to_the_upstream_of_a_public_route() {
+    let s = setup().await;
+    let t = marty();
+    let out = get_raw(
+        &s.gate,
+        &format!("/open?a=1&signed.search={t}&signed+search={t}&Signed_search={t}&signed_search%00={t}&signed[search={t}&b=2"),
+        "",
+    )
+    .await;
+    assert_eq!(statuses(&out), [200], "{out}");
+    assert_eq!(s.up.single().target, "/open?a=1&b=2");
 }

@@ -180,6 +180,10 @@ pub fn verify<'a>(
         }
     }
     let iat = time_claim(&claims, "iat")?;
+    // A future `iat` (often milliseconds written as seconds) would escape `revoked_before`.
+    if iat.is_some_and(|iat| iat > now_f + leeway_f) {
+        return Err(JwtError::NotYetValid);
+    }
     if let Some(before) = app.revoked_before {
         if iat.is_none_or(|iat| iat < before as f64) {
             return Err(JwtError::Revoked);
@@ -403,6 +407,11 @@ mod tests {
         assert_eq!(
             check(&burned, now, &keys(), None).unwrap_err(),
             JwtError::Revoked
+        );
+        let future = tok(json!({"app_slug": "my-app", "iat": now * 1000}));
+        assert_eq!(
+            check(&future, now, &keys(), None).unwrap_err(),
+            JwtError::NotYetValid
         );
         let iat_s = tok(json!({"app_slug": "my-app", "iat": "0"}));
         assert_eq!(

@@ -110,6 +110,10 @@ pub struct AuthContext {
 pub struct RouteAuth<'a> {
     /// Allowed `search` fields (signed search); `None` allows any.
     pub search_fields: Option<&'a [String]>,
+    /// Apps whose tokens the route accepts; `None` accepts every configured app.
+    pub apps: Option<&'a [String]>,
+    /// Whether the request carries a body (signed search refuses one).
+    pub has_body: bool,
 }
 
 /// Why authentication did not produce a principal.
@@ -122,7 +126,7 @@ pub enum AuthError {
 }
 
 /// Replaces the query of the request.
-fn set_query(parts: &mut Parts, query: Option<&str>) {
+pub(crate) fn set_query(parts: &mut Parts, query: Option<&str>) {
     let path = parts.uri.path();
     let pq = match query {
         Some(q) => format!("{path}?{q}"),
@@ -139,14 +143,15 @@ fn set_query(parts: &mut Parts, query: Option<&str>) {
 const CREDENTIAL_PARAMS: &[&str] = &["signed_search"];
 
 /// Removes credential parameters a route did not consume (public routes, or a
-/// scheme other than the one the parameter belongs to).
+/// scheme other than the one the parameter belongs to), in every spelling a
+/// lenient backend would read as the credential (see [`search_query::fold`]).
 pub fn strip_credentials(parts: &mut Parts) {
     let Some(query) = parts.uri.query() else {
         return;
     };
     if search_query::params(query)
         .iter()
-        .any(|p| CREDENTIAL_PARAMS.contains(&&*p.name))
+        .any(|p| CREDENTIAL_PARAMS.contains(&search_query::fold(&p.name).as_str()))
     {
         let rest = search_query::without(query, CREDENTIAL_PARAMS);
         set_query(parts, rest.as_deref());

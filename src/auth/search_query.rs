@@ -7,15 +7,42 @@
 //! field names `[A-Za-z0-9_.]+`, no empty pair.
 //!
 //! Binding: the signed pair occurs exactly once with a byte-equal value, and
-//! no other pair names the subject field. Because some backends also split a
-//! raw query on `;`, a `;` followed by a `name=` inside any parameter is
-//! refused: it would let a second `search` hide inside another parameter.
+//! no other pair names the subject field (compared case-insensitively).
+//!
+//! Backends parse queries differently (`;` as a separator, last or first of
+//! repeated names, names with spaces, NUL or brackets folded, parameter-count
+//! cut-offs, a second percent-decoding). So a signed-search request must have
+//! parameter names from `[A-Za-z0-9_.-]`, no name that folds to `search` or
+//! `signed_search` without being it, at most [`MAX_PARAMS`] parameters, no
+//! malformed escape, and no `%` or control character in a search value; and
+//! the upstream receives a re-serialized query (see [`canonical`]) rather than
+//! the client's bytes.
 
 use std::borrow::Cow;
+
+/// Most parameters a signed-search query may carry (PHP, Node and `qs` stop
+/// reading at 1000, and would then miss a late `search`).
+pub const MAX_PARAMS: usize = 32;
 
 /// A malformed query: answered with 400, never forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
+    #[error("too many query parameters")]
+    TooManyParams,
+    #[error("parameter name outside [A-Za-z0-9_.-]")]
+    BadName,
+    #[error("parameter name that backends may read as search or signed_search")]
+    LookalikeName,
+    #[error("malformed percent-escape in the query")]
+    BadEscape,
+    #[error("control character in a query value")]
+    ControlChar,
+    #[error("'%' or control character in a search value")]
+    BadSearchValue,
+    #[error("signed search takes no request body")]
+    Body,
+    #[error("signed search is for GET and HEAD only")]
+    Method,
     #[error("`search` missing or given more than once")]
     SearchCount,
     #[error("`signed_search` given more than once")]
@@ -45,6 +72,8 @@ pub enum BindError {
     OtherValue,
     #[error("the signed value cannot appear in a search")]
     UnsearchableClaim,
+    #[error("a subject field outside the route's allow-list")]
+    FieldNotAllowed,
 }
 
 /// One raw `&`-separated parameter and its decoded name and value.
@@ -74,6 +103,38 @@ fn hides_parameter(raw: &str) -> bool {
     raw.split(';').skip(1).any(|part| part.contains('='))
 }
 
+/// A parameter name as lenient backends read it: cut at NUL, leading spaces
+/// dropped, lower case, every other non-alphanumeric as `_`, outer `_` trimmed.
+pub fn fold(name: &str) -> String {
+    let name = name.split('\0').next().unwrap_or("").trim_start();
+    let mapped: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    mapped.trim_matches('_').to_string()
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn escapes_well_formed(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    b.iter().enumerate().all(|(i, &c)| {
+        c != b'%'
+            || (b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
 fn valid_field(f: &str) -> bool {
     !f.is_empty()
         && f.bytes()
@@ -92,9 +153,29 @@ pub struct Search<'q> {
 pub fn extract(query: &str) -> Result<(String, Option<String>), QueryError> {
     let mut search = None;
     let mut signed = None;
-    for p in params(query) {
+    let all = params(query);
+    if all.len() > MAX_PARAMS {
+        return Err(QueryError::TooManyParams);
+    }
+    for p in all {
         if hides_parameter(p.raw) {
             return Err(QueryError::HiddenParameter);
+        }
+        if !escapes_well_formed(p.raw) {
+            return Err(QueryError::BadEscape);
+        }
+        if p.value.chars().any(char::is_control) {
+            return Err(QueryError::ControlChar);
+        }
+        if p.name.starts_with("search[") || p.name.starts_with("signed_search[") {
+            return Err(QueryError::ArrayName);
+        }
+        if !valid_name(&p.name) {
+            return Err(QueryError::BadName);
+        }
+        let folded = fold(&p.name);
+        if (folded == "search" || folded == "signed_search") && p.name != folded {
+            return Err(QueryError::LookalikeName);
         }
         match &*p.name {
             "search" if search.is_some() => return Err(QueryError::SearchCount),
@@ -111,12 +192,20 @@ pub fn extract(query: &str) -> Result<(String, Option<String>), QueryError> {
     Ok((search, signed))
 }
 
+/// Whether a field can name a signed-search subject.
+pub fn is_subject_field(f: &str) -> bool {
+    f.eq_ignore_ascii_case("customer.email")
+        || f.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("meta."))
+}
+
 /// Parses a decoded `search` value into pairs, refusing malformed ones and,
-/// when `allowed` is given, fields outside it (`always` is always allowed).
+/// when `allowed` is given, fields outside it. Fields for which `always`
+/// holds pass the allow-list here (the signed one is only known after the
+/// token is verified; see [`bind`]).
 pub fn parse_search<'q>(
     value: &'q str,
     allowed: Option<&[String]>,
-    always: &str,
+    always: impl Fn(&str) -> bool,
 ) -> Result<Search<'q>, QueryError> {
     let mut pairs = Vec::new();
     for pair in value.split(';') {
@@ -127,8 +216,11 @@ pub fn parse_search<'q>(
         if !valid_field(field) {
             return Err(QueryError::FieldName);
         }
+        if v.contains('%') || v.chars().any(char::is_control) {
+            return Err(QueryError::BadSearchValue);
+        }
         if let Some(allowed) = allowed {
-            if field != always && !allowed.iter().any(|a| a == field) {
+            if !always(field) && !allowed.iter().any(|a| a == field) {
                 return Err(QueryError::FieldNotAllowed);
             }
         }
@@ -137,18 +229,30 @@ pub fn parse_search<'q>(
     Ok(Search { pairs })
 }
 
-/// Binds the signed `field = claim` to a parsed search.
-pub fn bind(search: &Search<'_>, field: &str, claim: &str) -> Result<(), BindError> {
-    if claim.is_empty() || claim.contains([';', '*', '%']) || claim.chars().any(char::is_control) {
+/// Binds the signed `field = claim` to a parsed search. Any other subject
+/// field must be in `allowed` (when given).
+pub fn bind(
+    search: &Search<'_>,
+    field: &str,
+    claim: &str,
+    allowed: Option<&[String]>,
+) -> Result<(), BindError> {
+    if claim.is_empty()
+        || claim.trim() != claim
+        || claim.contains([';', '*', '%'])
+        || claim.chars().any(char::is_control)
+    {
         return Err(BindError::UnsearchableClaim);
     }
     let mut found = 0;
     for (f, v) in &search.pairs {
-        if *f == field {
-            if *v != claim {
+        if f.eq_ignore_ascii_case(field) {
+            if *f != field || *v != claim {
                 return Err(BindError::OtherValue);
             }
             found += 1;
+        } else if is_subject_field(f) && allowed.is_some_and(|a| !a.iter().any(|x| x == f)) {
+            return Err(BindError::FieldNotAllowed);
         }
     }
     match found {
@@ -158,12 +262,25 @@ pub fn bind(search: &Search<'_>, field: &str, claim: &str) -> Result<(), BindErr
     }
 }
 
-/// The raw query without the parameters named in `names` (decoded
-/// comparison), other bytes untouched. `None` when nothing remains.
+/// The query re-serialized from its decoded parameters, without those named
+/// in `names`: what the upstream receives, so that no backend can split it
+/// differently (no raw `;`, no malformed escape). `None` when nothing remains.
+pub fn canonical(query: &str, names: &[&str]) -> Option<String> {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    for p in params(query).iter().filter(|p| !names.contains(&&*p.name)) {
+        out.append_pair(&p.name, &p.value);
+        any = true;
+    }
+    any.then(|| out.finish())
+}
+
+/// The raw query without the parameters whose folded name (see [`fold`]) is
+/// in `names`, other bytes untouched. `None` when nothing remains.
 pub fn without(query: &str, names: &[&str]) -> Option<String> {
     let kept: Vec<&str> = params(query)
         .into_iter()
-        .filter(|p| !names.contains(&&*p.name))
+        .filter(|p| !names.contains(&fold(&p.name).as_str()))
         .map(|p| p.raw)
         .collect();
     (!kept.is_empty()).then(|| kept.join("&"))
@@ -183,7 +300,7 @@ mod tests {
             extract("search=customer.email:marty@example.com;state:confirmed&signed_search=abc")
                 .unwrap();
         assert_eq!(t.as_deref(), Some("abc"));
-        let parsed = parse_search(&s, None, "customer.email").unwrap();
+        let parsed = parse_search(&s, None, is_subject_field).unwrap();
         assert_eq!(
             parsed.pairs,
             [
@@ -191,7 +308,10 @@ mod tests {
                 ("state", "confirmed")
             ]
         );
-        assert_eq!(bind(&parsed, "customer.email", "marty@example.com"), Ok(()));
+        assert_eq!(
+            bind(&parsed, "customer.email", "marty@example.com", None),
+            Ok(())
+        );
     }
 
     #[test]
@@ -253,32 +373,32 @@ mod tests {
     #[test]
     fn malformed_pairs_are_refused() {
         assert_eq!(
-            parse_search("a:1;;b:2", None, "a").unwrap_err(),
+            parse_search("a:1;;b:2", None, |_| false).unwrap_err(),
             QueryError::EmptyPair
         );
         assert_eq!(
-            parse_search("a:1;", None, "a").unwrap_err(),
+            parse_search("a:1;", None, |_| false).unwrap_err(),
             QueryError::EmptyPair
         );
         assert_eq!(
-            parse_search("a", None, "a").unwrap_err(),
+            parse_search("a", None, |_| false).unwrap_err(),
             QueryError::NoColon
         );
         assert_eq!(
-            parse_search("a b:1", None, "a").unwrap_err(),
+            parse_search("a b:1", None, |_| false).unwrap_err(),
             QueryError::FieldName
         );
         assert_eq!(
-            parse_search(":1", None, "a").unwrap_err(),
+            parse_search(":1", None, |_| false).unwrap_err(),
             QueryError::FieldName
         );
         let allowed = vec!["state".to_string()];
-        assert!(parse_search("customer.email:x;state:y", Some(&allowed), "customer.email").is_ok());
+        assert!(parse_search("customer.email:x;state:y", Some(&allowed), is_subject_field).is_ok());
         assert_eq!(
             parse_search(
                 "customer.email:x;resource:y",
                 Some(&allowed),
-                "customer.email"
+                is_subject_field
             )
             .unwrap_err(),
             QueryError::FieldNotAllowed
@@ -289,9 +409,10 @@ mod tests {
     fn the_signed_pair_must_be_there_once_with_the_same_bytes() {
         let b = |s: &str, claim: &str| {
             bind(
-                &parse_search(s, None, "customer.email").unwrap(),
+                &parse_search(s, None, is_subject_field).unwrap(),
                 "customer.email",
                 claim,
+                None,
             )
         };
         assert_eq!(b("state:confirmed", "a@x.io"), Err(BindError::Absent));
@@ -361,8 +482,8 @@ mod tests {
             #[test]
             fn every_accepted_query_holds_exactly_one_signed_pair(q in query()) {
                 let Ok((search, Some(_))) = extract(&q) else { return Ok(()) };
-                let Ok(parsed) = parse_search(&search, None, "customer.email") else { return Ok(()) };
-                if bind(&parsed, "customer.email", "a@x.io").is_ok() {
+                let Ok(parsed) = parse_search(&search, None, is_subject_field) else { return Ok(()) };
+                if bind(&parsed, "customer.email", "a@x.io", None).is_ok() {
                     let signed: Vec<_> = parsed.pairs.iter().filter(|(f, _)| *f == "customer.email").collect();
                     prop_assert_eq!(signed, vec![&("customer.email", "a@x.io")]);
                     // And a `;`-splitting backend cannot find a second search parameter.
@@ -380,5 +501,89 @@ mod tests {
                 prop_assert!(params(&rest).iter().all(|p| p.name != "signed_search"));
             }
         }
+    }
+
+    #[test]
+    fn names_backends_would_fold_into_search_are_refused() {
+        for q in [
+            "search=a:1&signed_search=t&+search=b:2",
+            "search=a:1&signed_search=t&search%00=b:2",
+            "search=a:1&signed_search=t&search]=b:2",
+            "search=a:1&signed_search=t&Search=b:2",
+            "search=a:1&signed.search=t",
+            "search=a:1&signed-search=t",
+        ] {
+            assert!(
+                matches!(
+                    extract(q),
+                    Err(QueryError::LookalikeName | QueryError::BadName)
+                ),
+                "{q}: {:?}",
+                extract(q)
+            );
+        }
+        assert_eq!(fold(" Signed.Search\0x"), "signed_search");
+        assert_eq!(fold("search[]"), "search");
+    }
+
+    #[test]
+    fn escapes_counts_and_values_are_checked() {
+        let many = "a=1&".repeat(MAX_PARAMS) + "search=a:1&signed_search=t";
+        assert_eq!(extract(&many), Err(QueryError::TooManyParams));
+        assert_eq!(
+            extract("search=a:1%zz&signed_search=t"),
+            Err(QueryError::BadEscape)
+        );
+        assert_eq!(
+            extract("search=a:1&x=%00&signed_search=t"),
+            Err(QueryError::ControlChar)
+        );
+        assert_eq!(
+            parse_search(
+                "customer.email:a;state:x%3Bcustomer.email:v",
+                None,
+                is_subject_field
+            )
+            .unwrap_err(),
+            QueryError::BadSearchValue
+        );
+    }
+
+    #[test]
+    fn subject_fields_are_compared_without_case() {
+        let p = parse_search(
+            "customer.email:a@x.io;Customer.Email:v@x.io",
+            None,
+            is_subject_field,
+        )
+        .unwrap();
+        assert_eq!(
+            bind(&p, "customer.email", "a@x.io", None),
+            Err(BindError::OtherValue)
+        );
+        let p = parse_search("customer.email:a@x.io;meta.id:1", None, is_subject_field).unwrap();
+        let allowed = vec!["state".to_string()];
+        assert_eq!(
+            bind(&p, "customer.email", "a@x.io", Some(&allowed)),
+            Err(BindError::FieldNotAllowed)
+        );
+        let p = parse_search("customer.email: a@x.io", None, is_subject_field).unwrap();
+        assert_eq!(
+            bind(&p, "customer.email", " a@x.io", None),
+            Err(BindError::UnsearchableClaim)
+        );
+    }
+
+    #[test]
+    fn the_forwarded_query_is_reserialized_without_raw_separators() {
+        assert_eq!(
+            canonical(
+                "search=state:confirmed;customer.email:a%40x.io&signed_search=t&limit=5",
+                &["signed_search"]
+            )
+            .as_deref(),
+            Some("search=state%3Aconfirmed%3Bcustomer.email%3Aa%40x.io&limit=5")
+        );
+        assert_eq!(canonical("signed_search=t", &["signed_search"]), None);
     }
 }

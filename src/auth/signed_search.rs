@@ -4,8 +4,8 @@
 //!
 //! Order: the query shape (400 when malformed), then the token (uniform 401),
 //! then the binding (uniform 401: a valid token whose pair is missing from
-//! `search` would otherwise list every customer's bookings). The proxy then
-//! removes `signed_search` from the query (see [`super::strip_credentials`]).
+//! `search` would otherwise list every customer's bookings). The upstream gets
+//! the query re-serialized from its decoded parameters, without `signed_search`.
 
 use http::request::Parts;
 use serde_json::Value;
@@ -51,14 +51,25 @@ fn subject(claims: &serde_json::Map<String, Value>) -> Result<(&str, &str), Auth
 }
 
 /// Verifies the request and rewrites its query for the upstream.
+///
+/// The query's shape is checked before the token, so a 400 never tells a
+/// valid token from an invalid one; everything after the token is a 401.
 pub fn verify(
-    parts: &Parts,
+    parts: &mut Parts,
     route: &RouteAuth<'_>,
     ctx: &AuthContext,
     now: u64,
 ) -> Result<Principal, AuthError> {
+    if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
+        return Err(AuthError::BadQuery(q::QueryError::Method));
+    }
+    if route.has_body {
+        return Err(AuthError::BadQuery(q::QueryError::Body));
+    }
     let query = parts.uri.query().unwrap_or("");
     let (search, token) = q::extract(query).map_err(AuthError::BadQuery)?;
+    let parsed = q::parse_search(&search, route.search_fields, q::is_subject_field)
+        .map_err(AuthError::BadQuery)?;
     let token = token.ok_or_else(|| reject("no signed_search"))?;
 
     let v = jwt::verify(&token, now, ctx.leeway, |slug| ctx.apps.policy(slug)).map_err(|e| {
@@ -73,19 +84,20 @@ pub fn verify(
             jwt::JwtError::Revoked => "revoked",
         })
     })?;
+    if route.apps.is_some_and(|apps| !apps.contains(&v.app_slug)) {
+        return Err(reject("app not accepted on this route"));
+    }
     if v.claims.contains_key("booking_id") || v.claims.contains_key("action") {
         return Err(reject("action-link token used as signed search"));
     }
     let (field, claim) = subject(&v.claims)?;
-
-    let parsed =
-        q::parse_search(&search, route.search_fields, field).map_err(AuthError::BadQuery)?;
-    q::bind(&parsed, field, claim).map_err(|e| {
+    q::bind(&parsed, field, claim, route.search_fields).map_err(|e| {
         reject(match e {
             q::BindError::Absent => "signed pair absent from search",
             q::BindError::Repeated => "signed pair repeated",
             q::BindError::OtherValue => "other value for the signed field",
             q::BindError::UnsearchableClaim => "claim cannot be searched",
+            q::BindError::FieldNotAllowed => "subject field not allowed",
         })
     })?;
 
@@ -96,6 +108,10 @@ pub fn verify(
         "customer.email" => Some(ScopeValue::new(claim).map_err(|_| reject("email not sendable"))?),
         _ => None,
     };
+
+    // The upstream gets a re-serialized query, never the client's bytes.
+    let canonical = q::canonical(query, &["signed_search"]);
+    super::set_query(parts, canonical.as_deref());
     Ok(Principal::Customer(Customer {
         credential: Scheme::SignedSearch,
         app,

@@ -700,6 +700,7 @@ fn compile_routes(
             upstream_name: r.upstream.as_str().into(),
             upstream_path_prefix: prefix.into(),
             search_fields: r.search_fields.clone(),
+            apps: r.apps.clone(),
         });
     }
     if !ok {

@@ -232,4 +232,6 @@ pub struct RawRoute {
     pub upstream_path_prefix: Option<String>,
     /// Signed search: the `search` fields a request may use besides the signed one.
     pub search_fields: Option<Vec<String>>,
+    /// Apps whose tokens this route accepts (default: every configured app).
+    pub apps: Option<Vec<String>>,
 }
