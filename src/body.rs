@@ -90,6 +90,9 @@ pub type OnDone = Box<dyn FnOnce() + Send + Sync>;
 enum Inner {
     Full(Option<Bytes>),
     Upstream(Incoming),
+    /// Frames already read from the upstream (then found too large to
+    /// rewrite), followed by the rest of its body.
+    Prefixed(std::collections::VecDeque<Bytes>, Incoming),
 }
 
 /// A response to the client: scopegate's own (JSON errors, admin) or the
@@ -117,6 +120,14 @@ impl ResponseBody {
     pub fn upstream(b: Incoming) -> Self {
         Self {
             inner: Inner::Upstream(b),
+            on_done: None,
+        }
+    }
+
+    /// `read` (frames already taken from `rest`) followed by `rest`.
+    pub fn prefixed(read: Vec<Bytes>, rest: Incoming) -> Self {
+        Self {
+            inner: Inner::Prefixed(read.into(), rest),
             on_done: None,
         }
     }
@@ -152,6 +163,10 @@ impl Body for ResponseBody {
             // An upstream error is passed on as an error, so hyper aborts the
             // client's response instead of ending it as if it were complete.
             Inner::Upstream(b) => Pin::new(b).poll_frame(cx),
+            Inner::Prefixed(read, rest) => match read.pop_front() {
+                Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                None => Pin::new(rest).poll_frame(cx),
+            },
         };
         if matches!(out, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             self.done();
@@ -163,6 +178,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Full(b) => b.is_none(),
             Inner::Upstream(b) => b.is_end_stream(),
+            Inner::Prefixed(read, rest) => read.is_empty() && rest.is_end_stream(),
         }
     }
 
@@ -170,6 +186,16 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Inner::Upstream(b) => b.size_hint(),
+            Inner::Prefixed(read, rest) => {
+                let buffered: u64 = read.iter().map(|b| b.len() as u64).sum();
+                let mut h = SizeHint::new();
+                let rest = rest.size_hint();
+                h.set_lower(buffered + rest.lower());
+                if let Some(u) = rest.upper() {
+                    h.set_upper(buffered + u);
+                }
+                h
+            }
         }
     }
 }

@@ -20,6 +20,12 @@ pub enum GateError {
     NotFound,
     MethodNotAllowed(Vec<Method>),
     Unauthorized(Rejection),
+    /// An action link's `redirect` points outside the allowed origins.
+    BadRedirect,
+    /// A single-use action link was already used.
+    AlreadyUsed,
+    /// The single-use store cannot take a mark (full or unreachable): fail closed.
+    StoreUnavailable,
     RequestTimeout,
     UpstreamUnavailable,
     UpstreamTimeout,
@@ -32,7 +38,11 @@ impl GateError {
     pub fn status(&self) -> StatusCode {
         use GateError::*;
         match self {
-            BadPath(_) | BadHost | BadQuery(_) | ClientBody => StatusCode::BAD_REQUEST,
+            BadPath(_) | BadHost | BadQuery(_) | ClientBody | BadRedirect => {
+                StatusCode::BAD_REQUEST
+            }
+            AlreadyUsed => StatusCode::CONFLICT,
+            StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             UriTooLong => StatusCode::URI_TOO_LONG,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -58,6 +68,9 @@ impl GateError {
             NotFound => "not_found",
             MethodNotAllowed(_) => "method_not_allowed",
             Unauthorized(_) => "unauthorized",
+            BadRedirect => "redirect_not_allowed",
+            AlreadyUsed => "link_already_used",
+            StoreUnavailable => "store_unavailable",
             RequestTimeout => "request_timeout",
             UpstreamTimeout => "upstream_timeout",
             UpstreamUnavailable => "upstream_unavailable",
@@ -78,6 +91,9 @@ impl GateError {
             NotFound => "no route matches this request",
             MethodNotAllowed(_) => "the method is not allowed on this route",
             Unauthorized(_) => "a valid credential is required",
+            BadRedirect => "the redirect target is not allowed",
+            AlreadyUsed => "this link has already been used",
+            StoreUnavailable => "the service is temporarily unavailable",
             RequestTimeout => "the request took too long",
             UpstreamTimeout => "the upstream did not answer in time",
             UpstreamUnavailable => "the upstream is unavailable",

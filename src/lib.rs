@@ -7,16 +7,19 @@
 //! The request path lives in [`proxy`]; configuration in [`config`]; the header
 //! contract in [`scope`]; credential schemes under [`auth`].
 
+pub mod actions;
 pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod listing;
 pub mod path;
 pub mod proxy;
 pub mod routes;
 pub mod scope;
 pub mod secret;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod upstream;
 

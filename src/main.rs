@@ -74,6 +74,38 @@ enum TokenKind {
         #[arg(long)]
         ttl: Option<humantime::Duration>,
     },
+    /// An action link for one action on one booking: prints the URL (under
+    /// `action_links.public_base_url` when set, else the path alone).
+    ActionLink {
+        #[arg(
+            long,
+            short,
+            env = "SCOPEGATE_CONFIG",
+            default_value = "config/scopegate.toml"
+        )]
+        config: PathBuf,
+        /// The app slug (`[[app]] slug`).
+        #[arg(long)]
+        app: String,
+        /// The booking id.
+        #[arg(long)]
+        booking: String,
+        /// The action (`[[action]] name`), e.g. `cancel_by_customer`.
+        #[arg(long)]
+        action: String,
+        /// Link lifetime (default: the action's `ttl`).
+        #[arg(long)]
+        ttl: Option<humantime::Duration>,
+        /// The customer's email, added as the `customer.email` claim.
+        #[arg(long, conflicts_with = "meta")]
+        email: Option<String>,
+        /// A meta subject as `name=value`.
+        #[arg(long)]
+        meta: Option<String>,
+        /// Appended as `redirect=`; must be of an allowed origin to be followed.
+        #[arg(long)]
+        redirect: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,43 +123,123 @@ fn main() -> ExitCode {
     }
 }
 
-fn token(kind: TokenKind) -> ExitCode {
-    let TokenKind::SignedSearch {
-        config,
-        app,
-        email,
-        meta,
-        ttl,
-    } = kind;
+/// The subject claim given as `--email` or `--meta name=value`.
+fn subject_arg(
+    email: Option<String>,
+    meta: Option<String>,
+) -> Result<Option<(String, String)>, ExitCode> {
     let (field, value) = match (email, meta) {
         (Some(e), _) => ("customer.email".to_string(), e),
         (None, Some(m)) => match m.split_once('=') {
-            Some((name, v)) if !name.is_empty() => (format!("meta.{name}"), v.to_string()),
+            Some((name, v))
+                if !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                (format!("meta.{name}"), v.to_string())
+            }
             _ => {
-                eprintln!("error: --meta must be name=value");
-                return ExitCode::from(2);
+                eprintln!("error: --meta must be name=value, the name of [A-Za-z0-9_]");
+                return Err(ExitCode::from(2));
             }
         },
-        (None, None) => unreachable!("clap requires --email or --meta"),
+        (None, None) => return Ok(None),
     };
     if value.is_empty() || value.contains([';', '*', '%']) || value.chars().any(char::is_control) {
         eprintln!("error: the subject value cannot contain ';', '*', '%' or control characters");
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
-    let config = match load(&config) {
+    Ok(Some((field, value)))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn token(kind: TokenKind) -> ExitCode {
+    match kind {
+        TokenKind::SignedSearch {
+            config,
+            app,
+            email,
+            meta,
+            ttl,
+        } => signed_search_token(&config, &app, email, meta, ttl),
+        TokenKind::ActionLink {
+            config,
+            app,
+            booking,
+            action,
+            ttl,
+            email,
+            meta,
+            redirect,
+        } => {
+            let subject = match subject_arg(email, meta) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let links = &config.auth.actions;
+            let Some(a) = links.get(&action) else {
+                let known: Vec<&str> = links.actions.iter().map(|a| a.name.as_str()).collect();
+                eprintln!("error: no [[action]] named {action:?} (configured: {known:?})");
+                return ExitCode::from(1);
+            };
+            let subject = subject.as_ref().map(|(f, v)| (f.as_str(), v.as_str()));
+            let link = scopegate::actions::Link {
+                app: &app,
+                booking_id: &booking,
+                action: a,
+                subject,
+                ttl: ttl.map(Into::into),
+            };
+            match links.mint(&config.auth.apps, &link, unix_now()) {
+                Ok(mut url) => {
+                    if let Some(r) = redirect {
+                        url.push_str("&redirect=");
+                        url.extend(form_urlencoded::byte_serialize(r.as_bytes()));
+                    }
+                    println!("{url}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn signed_search_token(
+    config: &std::path::Path,
+    app: &str,
+    email: Option<String>,
+    meta: Option<String>,
+    ttl: Option<humantime::Duration>,
+) -> ExitCode {
+    let (field, value) = match subject_arg(email, meta) {
+        Ok(Some(s)) => s,
+        Ok(None) => unreachable!("clap requires --email or --meta"),
+        Err(code) => return code,
+    };
+    let config = match load(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = unix_now();
     let mut claims = serde_json::Map::new();
     claims.insert(field.clone(), value.clone().into());
     claims.insert("iat".into(), now.into());
     if let Some(ttl) = ttl {
         claims.insert("exp".into(), (now + ttl.as_secs()).into());
     }
-    match config.auth.apps.mint(&app, claims, now) {
+    match config.auth.apps.mint(app, claims, now) {
         Ok(t) => {
             println!("{t}");
             let search: String =

@@ -20,6 +20,7 @@ use crate::{
     path,
     routes::Lookup,
     scope::HeaderPolicy,
+    store::Store,
 };
 
 /// What the access record needs to know about a request's way through.
@@ -33,11 +34,16 @@ struct Trace {
 /// The proxy service shared by every connection of a listener.
 pub struct Proxy {
     config: Arc<Config>,
+    /// Single-use marks; outlives any one configuration.
+    store: Arc<Store>,
 }
 
 impl Proxy {
     pub fn new(config: Arc<Config>) -> Self {
-        Self { config }
+        Self {
+            config,
+            store: Arc::new(Store::default()),
+        }
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -54,6 +60,7 @@ impl Proxy {
 
         let result = forward(
             config,
+            &self.store,
             &mut parts,
             body,
             peer,
@@ -92,8 +99,10 @@ impl Proxy {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     config: &Config,
+    store: &Store,
     parts: &mut Parts,
     body: Incoming,
     peer: SocketAddr,
@@ -109,11 +118,11 @@ async fn forward(
     trace.path = Some(path.clone().into_owned());
 
     let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
-    let route = match config
+    let (route, params) = match config
         .routes
         .lookup(hostname.as_deref(), &parts.method, &path)
     {
-        Lookup::Found(route, _params) => route,
+        Lookup::Found(route, params) => (route, params),
         Lookup::MethodNotAllowed(allowed) => return Err(GateError::MethodNotAllowed(allowed)),
         Lookup::NotFound => return Err(GateError::NotFound),
     };
@@ -130,17 +139,41 @@ async fn forward(
         search_fields: route.search_fields.as_deref(),
         apps: route.apps.as_deref(),
         has_body: !http_body::Body::is_end_stream(&body),
+        action_path: params.get("id").zip(params.get("action")),
     };
-    let principal = auth::authenticate(&route.auth, &route_auth, parts, &config.auth, unix_now())
+    let now = unix_now();
+    let principal = auth::authenticate(&route.auth, &route_auth, parts, &config.auth, now)
         .map_err(|e| match e {
-        auth::AuthError::Rejected(r) => GateError::Unauthorized(r),
-        auth::AuthError::BadQuery(q) => GateError::BadQuery(q),
-    })?;
+            auth::AuthError::Rejected(r) => GateError::Unauthorized(r),
+            auth::AuthError::BadQuery(q) => GateError::BadQuery(q),
+            auth::AuthError::Redirect => GateError::BadRedirect,
+            auth::AuthError::NotFound => GateError::NotFound,
+            auth::AuthError::Method(m) => GateError::MethodNotAllowed(m),
+        })?;
     // Credentials never travel upstream, whatever the route accepted.
     auth::strip_credentials(parts);
 
+    let customer = match &principal {
+        auth::Principal::Customer(c) => Some(c),
+        auth::Principal::Anonymous => None,
+    };
+    let grant = customer.and_then(|c| c.action.as_deref());
+    let links = &config.auth.actions;
+    let wants_links = customer.is_some_and(|c| c.credential == auth::Scheme::SignedSearch)
+        && links.can_mint()
+        && crate::listing::take_include(parts, links.listing.forward_include);
+
+    // An action link becomes the upstream call its action is configured as.
+    let (method, upstream_path) = match grant {
+        Some(g) => (g.upstream_method.clone(), g.upstream_path.as_str()),
+        None => (parts.method.clone(), &*path),
+    };
     let upstream = &config.upstreams[route.upstream];
-    let target = upstream.target(&route.upstream_path_prefix, &path, parts.uri.query())?;
+    let target = upstream.target(
+        &route.upstream_path_prefix,
+        upstream_path,
+        parts.uri.query(),
+    )?;
     let mut headers = std::mem::take(&mut parts.headers);
     policy.write_forwarding(
         &mut headers,
@@ -151,38 +184,106 @@ async fn forward(
     );
     policy.write_scope(&mut headers, &principal, route.scope_value.header_value());
     headers.insert(header::HOST, upstream.host_header().clone());
-    if let Some((name, value)) = upstream.credential() {
+    let credential = match customer {
+        Some(c) if route.app_credential => config
+            .auth
+            .apps
+            .0
+            .get(&c.app_slug)
+            .and_then(|a| a.upstream_credential.as_ref()),
+        _ => upstream.credential(),
+    };
+    if let Some((name, value)) = credential {
         HeaderPolicy::remove_spellings(&mut headers, name);
         headers.insert(name.clone(), value.clone());
     }
     headers.insert(policy.request_id_header().clone(), request_id.clone());
+    if wants_links {
+        // The listing is read and rewritten, so it must come uncompressed.
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
+
+    // A single-use link is marked before it is forwarded, so two concurrent
+    // uses cannot both pass; the mark is released if the action did not happen.
+    let once = grant.and_then(|g| g.once);
+    if let Some((key, ttl)) = once {
+        match store.claim_once(key, ttl).await {
+            Ok(true) => {}
+            Ok(false) => return Err(GateError::AlreadyUsed),
+            Err(e) => {
+                tracing::error!(error = %e, "single-use store refused a mark");
+                return Err(GateError::StoreUnavailable);
+            }
+        }
+    }
 
     let mut req = Request::new(RequestBody::new(
         body,
         config.limits.max_body_bytes,
         Arc::clone(policy),
     ));
-    *req.method_mut() = parts.method.clone();
+    *req.method_mut() = method;
     *req.uri_mut() = target;
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
 
     let upstream_deadline = tokio::time::Instant::now() + upstream.response_timeout;
     let request_deadline = tokio::time::Instant::from_std(started) + config.limits.request_timeout;
-    let resp = match upstream
+    let sent = match upstream
         .send(req, upstream_deadline.min(request_deadline))
         .await
     {
         Err(GateError::UpstreamTimeout) if request_deadline < upstream_deadline => {
-            return Err(GateError::RequestTimeout)
+            Err(GateError::RequestTimeout)
         }
-        other => other?,
+        other => other,
     };
+    if let Some((key, _)) = once {
+        if sent.as_ref().map_or(true, |r| r.status().is_server_error()) {
+            store.release(&key).await;
+        }
+    }
+    let mut resp = sent?;
     trace.upstream_status = Some(resp.status().as_u16());
+    HeaderPolicy::strip_response(resp.headers_mut());
 
-    let (mut rparts, rbody) = resp.into_parts();
-    HeaderPolicy::strip_response(&mut rparts.headers);
+    if let Some(to) = grant.and_then(|g| g.redirect.as_ref()) {
+        if resp.status().is_success() {
+            return Ok(redirect(to));
+        }
+    }
+    if wants_links {
+        if let Some(c) = customer {
+            if let Some(subject) = &c.subject {
+                let ctx = crate::listing::LinkContext {
+                    links,
+                    apps: &config.auth.apps,
+                    app: &c.app_slug,
+                    subject,
+                    now,
+                };
+                return crate::listing::enrich(resp, &ctx, request_deadline).await;
+            }
+        }
+    }
+    let (rparts, rbody) = resp.into_parts();
     Ok(Response::from_parts(rparts, ResponseBody::upstream(rbody)))
+}
+
+/// Sends the browser on after a successful action.
+fn redirect(to: &url::Url) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::empty());
+    *resp.status_mut() = http::StatusCode::FOUND;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(to.as_str()) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
 }
 
 fn unix_now() -> u64 {

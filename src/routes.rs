@@ -120,6 +120,14 @@ impl Pattern {
         &self.source
     }
 
+    /// Names of the `{param}` segments.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Param(p) => Some(&**p),
+            _ => None,
+        })
+    }
+
     pub fn has_wildcard(&self) -> bool {
         matches!(self.segments.last(), Some(Segment::Wildcard))
     }
@@ -198,6 +206,8 @@ pub struct Route {
     pub search_fields: Option<Vec<String>>,
     /// Apps whose tokens this route accepts; `None` accepts all.
     pub apps: Option<Vec<String>>,
+    /// Send the app's upstream credential instead of the upstream's.
+    pub app_credential: bool,
 }
 
 impl Route {
@@ -378,6 +388,7 @@ mod tests {
             upstream_path_prefix: "".into(),
             search_fields: None,
             apps: None,
+            app_credential: false,
         }
     }
 

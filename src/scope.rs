@@ -66,6 +66,8 @@ struct ScopeNames {
     app: HeaderName,
     subject: HeaderName,
     customer_email: HeaderName,
+    booking_id: HeaderName,
+    action: HeaderName,
 }
 
 /// What stripping removed, for the debug log (names only, never values).
@@ -92,6 +94,8 @@ impl HeaderPolicy {
                 app: name("app")?,
                 subject: name("subject")?,
                 customer_email: name("customer-email")?,
+                booking_id: name("booking-id")?,
+                action: name("action")?,
             },
             prefix: prefix.into(),
             overrides: overrides.iter().map(|h| h.as_str().into()).collect(),
@@ -249,9 +253,15 @@ impl HeaderPolicy {
             Principal::Customer(c) => {
                 let n = &self.names;
                 headers.insert(n.app.clone(), c.app.header_value().clone());
-                headers.insert(n.subject.clone(), c.subject.header_value().clone());
-                if let Some(e) = &c.email {
-                    headers.insert(n.customer_email.clone(), e.header_value().clone());
+                if let Some(s) = &c.subject {
+                    headers.insert(n.subject.clone(), s.header.header_value().clone());
+                    if let Some(e) = &s.email {
+                        headers.insert(n.customer_email.clone(), e.header_value().clone());
+                    }
+                }
+                if let Some(a) = &c.action {
+                    headers.insert(n.booking_id.clone(), a.booking_id.header_value().clone());
+                    headers.insert(n.action.clone(), a.action.header_value().clone());
                 }
             }
         }

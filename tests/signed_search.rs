@@ -136,7 +136,7 @@ fn tokens_minted_by_pyjwt_verify_exactly_as_expected() {
         match verify_at(&q, now) {
             Ok(Principal::Customer(c)) => {
                 assert_eq!(
-                    c.subject.header_value(),
+                    c.subject.as_ref().unwrap().header.header_value(),
                     case["subject"].as_str().unwrap(),
                     "{}",
                     case["name"]

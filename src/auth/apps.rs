@@ -1,7 +1,9 @@
 //! Timekit apps: the keys their tokens are signed with and their revocations.
 //! Shared by signed search and action links.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use http::{HeaderName, HeaderValue};
 
 use super::jwt::{AppKey, AppPolicy};
 
@@ -9,11 +11,14 @@ pub struct App {
     pub keys: Vec<AppKey>,
     pub revoked_before: Option<u64>,
     pub revoked_jti: HashSet<String>,
+    /// What to send upstream for this app on routes with
+    /// `upstream_credential = "app"` (the legacy API's own app credential).
+    pub upstream_credential: Option<(HeaderName, HeaderValue)>,
 }
 
-/// Apps by slug.
+/// Apps by slug (ordered, so trying every app is deterministic).
 #[derive(Default)]
-pub struct Apps(pub HashMap<String, App>);
+pub struct Apps(pub BTreeMap<String, App>);
 
 impl std::fmt::Debug for Apps {
     /// Slugs only; keys never appear in debug output.
@@ -54,10 +59,27 @@ impl Apps {
     }
 
     pub fn policy(&self, slug: &str) -> Option<AppPolicy<'_>> {
-        self.0.get(slug).map(|a| AppPolicy {
-            keys: &a.keys,
-            revoked_before: a.revoked_before,
-            revoked_jti: &a.revoked_jti,
-        })
+        self.0.get(slug).map(App::policy)
+    }
+
+    /// Every app, or only those in `only`, for tokens that do not name theirs.
+    pub fn candidates<'a>(
+        &'a self,
+        only: Option<&'a [String]>,
+    ) -> impl Iterator<Item = (&'a str, AppPolicy<'a>)> + 'a {
+        self.0
+            .iter()
+            .filter(move |(slug, _)| only.is_none_or(|o| o.contains(slug)))
+            .map(|(slug, a)| (slug.as_str(), a.policy()))
+    }
+}
+
+impl App {
+    fn policy(&self) -> AppPolicy<'_> {
+        AppPolicy {
+            keys: &self.keys,
+            revoked_before: self.revoked_before,
+            revoked_jti: &self.revoked_jti,
+        }
     }
 }

@@ -47,6 +47,22 @@ pub enum JwtError {
     Revoked,
 }
 
+impl JwtError {
+    /// The cause as the access log records it.
+    pub fn cause(self) -> &'static str {
+        match self {
+            JwtError::Malformed => "token malformed",
+            JwtError::Header => "token header not allowed",
+            JwtError::UnknownApp => "unknown app",
+            JwtError::Signature => "bad signature",
+            JwtError::ClaimType => "time claim not a number",
+            JwtError::Expired => "expired",
+            JwtError::NotYetValid => "not yet valid",
+            JwtError::Revoked => "revoked",
+        }
+    }
+}
+
 /// A token whose signature verified; claims still need the scheme's checks.
 #[derive(Debug)]
 pub struct Verified {
@@ -126,60 +142,99 @@ pub struct AppPolicy<'a> {
 }
 
 /// Verifies `token` at time `now` (unix seconds). `lookup` maps an `app_slug`
-/// to that app's policy.
+/// to that app's policy; a token without `app_slug` is malformed.
 pub fn verify<'a>(
     token: &str,
     now: u64,
     leeway: u64,
     lookup: impl Fn(&str) -> Option<AppPolicy<'a>>,
 ) -> Result<Verified, JwtError> {
-    let Unverified {
-        header,
-        claims,
-        signing_input,
-        signature,
-    } = parts(token)?;
-    check_header(&header)?;
-    let slug = match claims.get("app_slug") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(JwtError::Malformed),
-    };
-    let app = lookup(&slug).ok_or(JwtError::UnknownApp)?;
-    let mut verified = false;
-    for k in app
-        .keys
-        .iter()
-        .filter(|k| k.not_after.is_none_or(|t| now <= t))
-    {
-        if crypto::verify(
-            signature,
-            signing_input.as_bytes(),
-            &k.key,
-            Algorithm::HS256,
-        )
-        .unwrap_or(false)
-        {
-            verified = true;
-            break;
+    verify_or_search(token, now, leeway, lookup, std::iter::empty())
+}
+
+/// Like [`verify`], but a token without `app_slug` (the vendor's own action
+/// links carry none) is tried against each of `candidates` in turn, and
+/// belongs to the first whose live key verifies it. Costs one HMAC per
+/// candidate key.
+pub fn verify_or_search<'a>(
+    token: &str,
+    now: u64,
+    leeway: u64,
+    lookup: impl Fn(&str) -> Option<AppPolicy<'a>>,
+    candidates: impl IntoIterator<Item = (&'a str, AppPolicy<'a>)>,
+) -> Result<Verified, JwtError> {
+    let t = parts(token)?;
+    check_header(&t.header)?;
+    let (slug, app) = match t.claims.get("app_slug") {
+        Some(Value::String(s)) if !s.is_empty() => {
+            let app = lookup(s).ok_or(JwtError::UnknownApp)?;
+            if !signed_by(&t, &app, now) {
+                return Err(JwtError::Signature);
+            }
+            (s.clone(), app)
         }
-    }
-    if !verified {
-        return Err(JwtError::Signature);
-    }
+        None => {
+            let mut tried = false;
+            let mut found = None;
+            for (slug, app) in candidates {
+                tried = true;
+                if signed_by(&t, &app, now) {
+                    found = Some((slug.to_string(), app));
+                    break;
+                }
+            }
+            match found {
+                Some(f) => f,
+                None if tried => return Err(JwtError::Signature),
+                None => return Err(JwtError::Malformed),
+            }
+        }
+        Some(_) => return Err(JwtError::Malformed),
+    };
     // Only now, with an authentic payload, do the claims mean anything.
+    check_claims(&t.claims, &app, now, leeway)?;
+    Ok(Verified {
+        app_slug: slug,
+        claims: t.claims,
+    })
+}
+
+/// Whether one of the app's live keys signed the token.
+fn signed_by(t: &Unverified<'_>, app: &AppPolicy<'_>, now: u64) -> bool {
+    app.keys
+        .iter()
+        .filter(|k| k.not_after.is_none_or(|end| now <= end))
+        .any(|k| {
+            crypto::verify(
+                t.signature,
+                t.signing_input.as_bytes(),
+                &k.key,
+                Algorithm::HS256,
+            )
+            .unwrap_or(false)
+        })
+}
+
+/// Time claims and revocations of an authentic token.
+fn check_claims(
+    claims: &Map<String, Value>,
+    app: &AppPolicy<'_>,
+    now: u64,
+    leeway: u64,
+) -> Result<(), JwtError> {
     let now_f = now as f64;
     let leeway_f = leeway as f64;
-    if let Some(exp) = time_claim(&claims, "exp")? {
+    if let Some(exp) = time_claim(claims, "exp")? {
         if now_f > exp + leeway_f {
             return Err(JwtError::Expired);
         }
     }
-    if let Some(nbf) = time_claim(&claims, "nbf")? {
+    if let Some(nbf) = time_claim(claims, "nbf")? {
         if nbf > now_f + leeway_f {
             return Err(JwtError::NotYetValid);
         }
     }
-    let iat = time_claim(&claims, "iat")?;
+    let iat = time_claim(claims, "iat")?;
     // A future `iat` (often milliseconds written as seconds) would escape `revoked_before`.
     if iat.is_some_and(|iat| iat > now_f + leeway_f) {
         return Err(JwtError::NotYetValid);
@@ -190,15 +245,11 @@ pub fn verify<'a>(
         }
     }
     match claims.get("jti") {
-        None => {}
-        Some(Value::String(j)) if !app.revoked_jti.contains(j) => {}
-        Some(Value::String(_)) => return Err(JwtError::Revoked),
-        Some(_) => return Err(JwtError::Malformed),
+        None => Ok(()),
+        Some(Value::String(j)) if !app.revoked_jti.contains(j) => Ok(()),
+        Some(Value::String(_)) => Err(JwtError::Revoked),
+        Some(_) => Err(JwtError::Malformed),
     }
-    Ok(Verified {
-        app_slug: slug,
-        claims,
-    })
 }
 
 /// Checks header rules and the signature against one key, returning the

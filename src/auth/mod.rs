@@ -13,6 +13,7 @@ use std::fmt;
 
 use http::{request::Parts, uri::PathAndQuery, Uri};
 
+pub mod action_link;
 pub mod apps;
 pub mod jwt;
 pub mod principal;
@@ -20,12 +21,13 @@ pub mod search_query;
 pub mod signed_search;
 
 pub use apps::Apps;
-pub use principal::{Customer, Principal, ScopeValue};
+pub use principal::{ActionGrant, Customer, Principal, ScopeValue, Subject};
 
 /// A credential scheme scopegate can verify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
     SignedSearch,
+    ActionLink,
 }
 
 impl Scheme {
@@ -37,6 +39,7 @@ impl Scheme {
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "signed-search" => Some(Scheme::SignedSearch),
+            "action-link" => Some(Scheme::ActionLink),
             _ => None,
         }
     }
@@ -45,12 +48,14 @@ impl Scheme {
     pub fn name(self) -> &'static str {
         match self {
             Scheme::SignedSearch => "signed-search",
+            Scheme::ActionLink => "action-link",
         }
     }
 
     fn present(self, parts: &Parts) -> bool {
         match self {
             Scheme::SignedSearch => signed_search::present(parts),
+            Scheme::ActionLink => action_link::present(parts),
         }
     }
 
@@ -63,6 +68,7 @@ impl Scheme {
     ) -> Result<Principal, AuthError> {
         match self {
             Scheme::SignedSearch => signed_search::verify(parts, route, ctx, now),
+            Scheme::ActionLink => action_link::verify(parts, route, ctx, now),
         }
     }
 }
@@ -103,6 +109,7 @@ pub struct AuthContext {
     pub apps: Apps,
     /// Clock leeway for `exp`/`nbf`, seconds.
     pub leeway: u64,
+    pub actions: crate::actions::ActionLinks,
 }
 
 /// The per-route settings a scheme may need.
@@ -114,6 +121,8 @@ pub struct RouteAuth<'a> {
     pub apps: Option<&'a [String]>,
     /// Whether the request carries a body (signed search refuses one).
     pub has_body: bool,
+    /// The `{id}` and `{action}` path parameters (action links).
+    pub action_path: Option<(&'a str, &'a str)>,
 }
 
 /// Why authentication did not produce a principal.
@@ -123,6 +132,35 @@ pub enum AuthError {
     Rejected(Rejection),
     /// The request is malformed in a way that is not about the credential: 400.
     BadQuery(search_query::QueryError),
+    /// An action link's `redirect` is not allowed: 400.
+    Redirect,
+    /// An action link names an action that is not configured: 404.
+    NotFound,
+    /// The action does not accept this method: 405.
+    Method(Vec<http::Method>),
+}
+
+/// The subject claim of a Timekit token: at most one of `customer.email` /
+/// `meta.<name>`, a string. The error is a log cause.
+pub(crate) fn subject_claim(
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<(&str, &str)>, &'static str> {
+    let mut found = None;
+    for (k, v) in claims {
+        let is_subject = k == "customer.email"
+            || k.strip_prefix("meta.").is_some_and(|n| {
+                !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+        if is_subject {
+            let serde_json::Value::String(v) = v else {
+                return Err("subject claim is not a string");
+            };
+            if found.replace((k.as_str(), v.as_str())).is_some() {
+                return Err("more than one subject claim");
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Replaces the query of the request.
@@ -139,8 +177,9 @@ pub(crate) fn set_query(parts: &mut Parts, query: Option<&str>) {
     }
 }
 
-/// Query parameters that carry credentials, removed from every forwarded request.
-const CREDENTIAL_PARAMS: &[&str] = &["signed_search"];
+/// Query parameters that carry credentials, removed from every forwarded
+/// request (`signature` is the action-link token).
+const CREDENTIAL_PARAMS: &[&str] = &["signed_search", "signature", "action_token"];
 
 /// Removes credential parameters a route did not consume (public routes, or a
 /// scheme other than the one the parameter belongs to), in every spelling a

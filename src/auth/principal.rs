@@ -43,16 +43,62 @@ impl ScopeValue {
     }
 }
 
-/// A customer identity proven by a Timekit token.
+/// The customer a Timekit token names: its subject claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// `customer.email` or `meta.<name>`.
+    pub field: String,
+    /// The claim's value, as signed.
+    pub claim: String,
+    /// `X-Scope-Subject`: `<field>=<claim>`.
+    pub header: ScopeValue,
+    /// `X-Scope-Customer-Email`, when the subject is an email.
+    pub email: Option<ScopeValue>,
+}
+
+impl Subject {
+    /// Checks that the subject can be written into headers.
+    pub fn new(field: &str, claim: &str) -> Result<Self, ScopeValueError> {
+        Ok(Self {
+            header: ScopeValue::new(&format!("{field}={claim}"))?,
+            email: match field {
+                "customer.email" => Some(ScopeValue::new(claim)?),
+                _ => None,
+            },
+            field: field.into(),
+            claim: claim.into(),
+        })
+    }
+}
+
+/// What a verified action link allows: one action on one booking, and the
+/// upstream call it becomes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionGrant {
+    /// `X-Scope-Booking-Id`.
+    pub booking_id: ScopeValue,
+    /// `X-Scope-Action`.
+    pub action: ScopeValue,
+    pub upstream_method: http::Method,
+    /// The upstream path, before the route's `upstream_path_prefix`.
+    pub upstream_path: String,
+    /// Where to send the browser once the upstream accepted the action.
+    pub redirect: Option<url::Url>,
+    /// The single-use mark to claim before forwarding, and how long to keep it.
+    pub once: Option<(crate::store::Key, std::time::Duration)>,
+}
+
+/// A customer identity (or a booking grant) proven by a Timekit token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Customer {
     pub credential: super::Scheme,
-    /// `X-Scope-App`: the app slug.
+    /// The app slug, also `X-Scope-App`.
+    pub app_slug: String,
     pub app: ScopeValue,
-    /// `X-Scope-Subject`: `customer.email=<v>` or `meta.<name>=<v>`.
-    pub subject: ScopeValue,
-    /// `X-Scope-Customer-Email`, when the subject is an email.
-    pub email: Option<ScopeValue>,
+    /// Always present for signed search; optional in action links.
+    pub subject: Option<Subject>,
+    /// Action links only.
+    pub action: Option<Box<ActionGrant>>,
 }
 
 /// Who a request proved to be. Each scheme adds its variant with the fields the
@@ -61,7 +107,7 @@ pub struct Customer {
 pub enum Principal {
     /// A public route: nothing was proven, so nothing is asserted.
     Anonymous,
-    Customer(Customer),
+    Customer(Box<Customer>),
 }
 
 impl Principal {

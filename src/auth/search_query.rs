@@ -47,6 +47,8 @@ pub enum QueryError {
     SearchCount,
     #[error("`signed_search` given more than once")]
     SignedSearchCount,
+    #[error("a credential parameter given more than once")]
+    Repeated,
     #[error("array-style parameter name")]
     ArrayName,
     #[error("`;` followed by a parameter inside a value")]
@@ -120,6 +122,21 @@ pub fn fold(name: &str) -> String {
     mapped.trim_matches('_').to_string()
 }
 
+/// The checks every parameter of a credential-bearing query passes: no
+/// hidden `;name=`, well-formed escapes, no control character in the value.
+pub fn check_param(p: &Param<'_>) -> Result<(), QueryError> {
+    if hides_parameter(p.raw) {
+        return Err(QueryError::HiddenParameter);
+    }
+    if !escapes_well_formed(p.raw) {
+        return Err(QueryError::BadEscape);
+    }
+    if p.value.chars().any(char::is_control) {
+        return Err(QueryError::ControlChar);
+    }
+    Ok(())
+}
+
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.bytes()
@@ -158,15 +175,7 @@ pub fn extract(query: &str) -> Result<(String, Option<String>), QueryError> {
         return Err(QueryError::TooManyParams);
     }
     for p in all {
-        if hides_parameter(p.raw) {
-            return Err(QueryError::HiddenParameter);
-        }
-        if !escapes_well_formed(p.raw) {
-            return Err(QueryError::BadEscape);
-        }
-        if p.value.chars().any(char::is_control) {
-            return Err(QueryError::ControlChar);
-        }
+        check_param(&p)?;
         if p.name.starts_with("search[") || p.name.starts_with("signed_search[") {
             return Err(QueryError::ArrayName);
         }

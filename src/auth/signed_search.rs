@@ -7,13 +7,11 @@
 //! `search` would otherwise list every customer's bookings). The upstream gets
 //! the query re-serialized from its decoded parameters, without `signed_search`.
 
-use http::request::Parts;
-use serde_json::Value;
-
 use super::{
     jwt, search_query as q, AuthContext, AuthError, Customer, Principal, Rejection, RouteAuth,
-    Scheme, ScopeValue,
+    Scheme, ScopeValue, Subject,
 };
+use http::request::Parts;
 
 /// Whether the request carries this scheme's credential at all.
 pub fn present(parts: &Parts) -> bool {
@@ -28,26 +26,6 @@ fn reject(cause: &'static str) -> AuthError {
         scheme: Some(Scheme::SignedSearch),
         cause,
     })
-}
-
-/// The subject claim: exactly one of `customer.email` / `meta.<name>`.
-fn subject(claims: &serde_json::Map<String, Value>) -> Result<(&str, &str), AuthError> {
-    let mut found = None;
-    for (k, v) in claims {
-        let is_subject = k == "customer.email"
-            || k.strip_prefix("meta.").is_some_and(|n| {
-                !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            });
-        if is_subject {
-            let Value::String(v) = v else {
-                return Err(reject("subject claim is not a string"));
-            };
-            if found.replace((k.as_str(), v.as_str())).is_some() {
-                return Err(reject("more than one subject claim"));
-            }
-        }
-    }
-    found.ok_or_else(|| reject("no subject claim"))
 }
 
 /// Verifies the request and rewrites its query for the upstream.
@@ -72,25 +50,17 @@ pub fn verify(
         .map_err(AuthError::BadQuery)?;
     let token = token.ok_or_else(|| reject("no signed_search"))?;
 
-    let v = jwt::verify(&token, now, ctx.leeway, |slug| ctx.apps.policy(slug)).map_err(|e| {
-        reject(match e {
-            jwt::JwtError::Malformed => "token malformed",
-            jwt::JwtError::Header => "token header not allowed",
-            jwt::JwtError::UnknownApp => "unknown app",
-            jwt::JwtError::Signature => "bad signature",
-            jwt::JwtError::ClaimType => "time claim not a number",
-            jwt::JwtError::Expired => "expired",
-            jwt::JwtError::NotYetValid => "not yet valid",
-            jwt::JwtError::Revoked => "revoked",
-        })
-    })?;
+    let v = jwt::verify(&token, now, ctx.leeway, |slug| ctx.apps.policy(slug))
+        .map_err(|e| reject(e.cause()))?;
     if route.apps.is_some_and(|apps| !apps.contains(&v.app_slug)) {
         return Err(reject("app not accepted on this route"));
     }
     if v.claims.contains_key("booking_id") || v.claims.contains_key("action") {
         return Err(reject("action-link token used as signed search"));
     }
-    let (field, claim) = subject(&v.claims)?;
+    let (field, claim) = super::subject_claim(&v.claims)
+        .map_err(reject)?
+        .ok_or_else(|| reject("no subject claim"))?;
     q::bind(&parsed, field, claim, route.search_fields).map_err(|e| {
         reject(match e {
             q::BindError::Absent => "signed pair absent from search",
@@ -102,20 +72,16 @@ pub fn verify(
     })?;
 
     let app = ScopeValue::new(&v.app_slug).map_err(|_| reject("app slug not sendable"))?;
-    let subject =
-        ScopeValue::new(&format!("{field}={claim}")).map_err(|_| reject("subject not sendable"))?;
-    let email = match field {
-        "customer.email" => Some(ScopeValue::new(claim).map_err(|_| reject("email not sendable"))?),
-        _ => None,
-    };
+    let subject = Subject::new(field, claim).map_err(|_| reject("subject not sendable"))?;
 
     // The upstream gets a re-serialized query, never the client's bytes.
     let canonical = q::canonical(query, &["signed_search"]);
     super::set_query(parts, canonical.as_deref());
-    Ok(Principal::Customer(Customer {
+    Ok(Principal::Customer(Box::new(Customer {
         credential: Scheme::SignedSearch,
+        app_slug: v.app_slug,
         app,
-        subject,
-        email,
-    }))
+        subject: Some(subject),
+        action: None,
+    })))
 }

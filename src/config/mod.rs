@@ -19,7 +19,7 @@ use http::{uri::Authority, HeaderName, HeaderValue, Method, Uri};
 use ipnet::IpNet;
 
 use crate::{
-    auth::{jwt::AppKey, AuthContext, AuthPolicy, Scheme, ScopeValue},
+    auth::{AuthContext, AuthPolicy, Scheme, ScopeValue},
     routes::{Pattern, Route, RouteTable},
     scope::HeaderPolicy,
     secret::SecretSource,
@@ -27,6 +27,7 @@ use crate::{
 };
 
 pub mod raw;
+mod timekit;
 pub mod units;
 
 use raw::{RawConfig, RawUpstreamCredential};
@@ -200,10 +201,14 @@ fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
             "signed_search" => {
                 raw.signed_search = one(value, key, &mut problems).unwrap_or_default()
             }
+            "action_links" => {
+                raw.action_links = one(value, key, &mut problems).unwrap_or_default()
+            }
+            "action" => raw.action = many(value, key, &mut problems),
             _ => problems.push(Problem {
                 path: key.clone(),
                 message:
-                    "unknown key (expected listen, admin, log, limits, proxy, upstream or route)"
+                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links or action)"
                         .into(),
             }),
         }
@@ -395,24 +400,11 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
     let upstreams = compile_upstreams(&mut c, &raw.upstream);
     let routes = compile_routes(&mut c, &raw.route, &raw.upstream);
     let auth = AuthContext {
-        apps: compile_apps(&mut c, &raw.app),
+        apps: timekit::compile_apps(&mut c, &raw.app),
         leeway: raw.signed_search.leeway.0.as_secs(),
+        actions: timekit::compile_actions(&mut c, &raw.action_links, &raw.action),
     };
-    for (i, r) in raw.route.iter().enumerate() {
-        let uses = |s: &str| r.auth.iter().any(|a| a == s);
-        if uses("signed-search") && raw.app.is_empty() {
-            c.err(
-                format!("route[{i}].auth"),
-                "signed-search needs at least one [[app]]",
-            );
-        }
-        if r.search_fields.is_some() && !uses("signed-search") {
-            c.err(
-                format!("route[{i}].search_fields"),
-                "only applies to routes accepting signed-search",
-            );
-        }
-    }
+    timekit::check_routes(&mut c, &raw, &auth);
 
     if raw.route.is_empty() {
         c.warnings
@@ -506,50 +498,10 @@ fn compile_upstreams(c: &mut Checker, raw: &[raw::RawUpstream]) -> Vec<Upstream>
             );
         }
         let parsed = compile_upstream_url(c, &format!("{path}.url"), &u.url);
-        let credential = u.credential.as_ref().and_then(|cred| {
-            let cpath = format!("{path}.credential");
-            match cred {
-                RawUpstreamCredential::Basic {
-                    username,
-                    password,
-                    password_env,
-                    password_file,
-                } => {
-                    if username.contains(':') {
-                        c.err(format!("{cpath}.username"), "must not contain ':'");
-                    }
-                    let secret =
-                        c.secret(&cpath, "password", password, password_env, password_file)?;
-                    let mut userpass = username.as_bytes().to_vec();
-                    userpass.push(b':');
-                    userpass.extend_from_slice(secret.expose());
-                    use base64::Engine as _;
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(userpass);
-                    let mut v = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
-                    v.set_sensitive(true);
-                    Some((http::header::AUTHORIZATION, v))
-                }
-                RawUpstreamCredential::Header {
-                    name,
-                    value,
-                    value_env,
-                    value_file,
-                } => {
-                    let name = c.header_name(&format!("{cpath}.name"), name)?;
-                    let secret = c.secret(&cpath, "value", value, value_env, value_file)?;
-                    match HeaderValue::from_bytes(secret.expose()) {
-                        Ok(mut v) => {
-                            v.set_sensitive(true);
-                            Some((name, v))
-                        }
-                        Err(_) => {
-                            c.err(&cpath, "the secret is not a valid header value");
-                            None
-                        }
-                    }
-                }
-            }
-        });
+        let credential = u
+            .credential
+            .as_ref()
+            .and_then(|cred| compile_credential(c, &format!("{path}.credential"), cred, None));
         if let Some((authority, base_path)) = parsed {
             out.push(Upstream::new(UpstreamSettings {
                 name: u.name.clone(),
@@ -565,6 +517,69 @@ fn compile_upstreams(c: &mut Checker, raw: &[raw::RawUpstream]) -> Vec<Upstream>
         }
     }
     out
+}
+
+/// A credential toward the upstream, as the header to send. `app_key` is the
+/// app's current key when the credential belongs to an `[[app]]`.
+fn compile_credential(
+    c: &mut Checker,
+    cpath: &str,
+    cred: &RawUpstreamCredential,
+    app_key: Option<&crate::secret::Secret>,
+) -> Option<(HeaderName, HeaderValue)> {
+    let basic = |username: &str, password: &[u8]| {
+        let mut userpass = username.as_bytes().to_vec();
+        userpass.push(b':');
+        userpass.extend_from_slice(password);
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(userpass);
+        let mut v = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+        v.set_sensitive(true);
+        Some((http::header::AUTHORIZATION, v))
+    };
+    match cred {
+        RawUpstreamCredential::Basic {
+            username,
+            password,
+            password_env,
+            password_file,
+        } => {
+            if username.contains(':') {
+                c.err(format!("{cpath}.username"), "must not contain ':'");
+            }
+            let secret = c.secret(cpath, "password", password, password_env, password_file)?;
+            basic(username, secret.expose())
+        }
+        RawUpstreamCredential::Header {
+            name,
+            value,
+            value_env,
+            value_file,
+        } => {
+            let name = c.header_name(&format!("{cpath}.name"), name)?;
+            let secret = c.secret(cpath, "value", value, value_env, value_file)?;
+            match HeaderValue::from_bytes(secret.expose()) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    Some((name, v))
+                }
+                Err(_) => {
+                    c.err(cpath, "the secret is not a valid header value");
+                    None
+                }
+            }
+        }
+        RawUpstreamCredential::AppKey {} => match app_key {
+            Some(key) => basic("", key.expose()),
+            None => {
+                c.err(
+                    format!("{cpath}.type"),
+                    "\"app-key\" is only available under [[app]]",
+                );
+                None
+            }
+        },
+    }
 }
 
 fn compile_upstream_url(c: &mut Checker, path: &str, url: &str) -> Option<(Authority, String)> {
@@ -701,6 +716,7 @@ fn compile_routes(
             upstream_path_prefix: prefix.into(),
             search_fields: r.search_fields.clone(),
             apps: r.apps.clone(),
+            app_credential: r.upstream_credential.as_deref() == Some("app"),
         });
     }
     if !ok {
@@ -736,59 +752,6 @@ fn rfc3339(c: &mut Checker, path: &str, v: &str) -> Option<u64> {
             );
             None
         })
-}
-
-fn compile_apps(c: &mut Checker, raw: &[raw::RawApp]) -> crate::auth::Apps {
-    let mut apps = crate::auth::Apps::default();
-    for (i, a) in raw.iter().enumerate() {
-        let path = format!("app[{i}]");
-        if ScopeValue::new(&a.slug).is_err() {
-            c.err(
-                format!("{path}.slug"),
-                format!("{:?} cannot be sent as a header", a.slug),
-            );
-        }
-        if apps.0.contains_key(&a.slug) {
-            c.err(
-                format!("{path}.slug"),
-                format!("duplicate app slug {:?}", a.slug),
-            );
-        }
-        if a.key.is_empty() {
-            c.err(
-                format!("{path}.key"),
-                "at least one [[app.key]] is required",
-            );
-        }
-        let mut keys = Vec::new();
-        for (j, k) in a.key.iter().enumerate() {
-            let kpath = format!("{path}.key[{j}]");
-            let not_after = k
-                .not_after
-                .as_deref()
-                .and_then(|t| rfc3339(c, &format!("{kpath}.not_after"), t));
-            if let Some(secret) = c.secret(&kpath, "key", &k.key, &k.key_env, &k.key_file) {
-                keys.push(AppKey {
-                    key: jsonwebtoken::DecodingKey::from_secret(secret.expose()),
-                    secret,
-                    not_after,
-                });
-            }
-        }
-        let revoked_before = a
-            .revoked_before
-            .as_deref()
-            .and_then(|t| rfc3339(c, &format!("{path}.revoked_before"), t));
-        apps.0.insert(
-            a.slug.clone(),
-            crate::auth::apps::App {
-                keys,
-                revoked_before,
-                revoked_jti: a.revoked_jti.iter().cloned().collect(),
-            },
-        );
-    }
-    apps
 }
 
 fn compile_auth(c: &mut Checker, path: &str, names: &[String]) -> Option<AuthPolicy> {

@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub route: Vec<RawRoute>,
     pub app: Vec<RawApp>,
     pub signed_search: RawSignedSearch,
+    pub action_links: RawActionLinks,
+    pub action: Vec<RawAction>,
 }
 
 /// A Timekit app whose tokens scopegate verifies.
@@ -36,6 +38,8 @@ pub struct RawApp {
     pub revoked_before: Option<String>,
     #[serde(default)]
     pub revoked_jti: Vec<String>,
+    /// Sent upstream for this app on routes with `upstream_credential = "app"`.
+    pub upstream_credential: Option<RawUpstreamCredential>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +65,66 @@ impl Default for RawSignedSearch {
             leeway: HumanDuration::secs(30),
         }
     }
+}
+
+/// Action links: where generated links point, where a link may redirect to,
+/// and how bookings are found in a listing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawActionLinks {
+    /// Scheme, host and optional path prefix of generated links, e.g.
+    /// `https://api.example.com`. Without it, listings are not enriched.
+    pub public_base_url: Option<String>,
+    pub link_path: String,
+    /// Origins a link's `redirect` may point to (per action: `action[].redirect_origins`).
+    pub redirect_origins: Vec<String>,
+    /// JSON pointer to the bookings in a listing response.
+    pub bookings_pointer: String,
+    pub max_listing_bytes: HumanSize,
+    /// Also send `include=customer_action_links` to the upstream.
+    pub forward_include: bool,
+    pub id_field: String,
+    pub state_field: String,
+    pub possible_actions_field: String,
+    /// State → actions, for bookings without `possible_actions`.
+    pub state_actions: Option<std::collections::BTreeMap<String, Vec<String>>>,
+}
+
+impl Default for RawActionLinks {
+    fn default() -> Self {
+        Self {
+            public_base_url: None,
+            link_path: "/v2/bookings/{id}/external_action/{action}".into(),
+            redirect_origins: Vec::new(),
+            bookings_pointer: "/data".into(),
+            max_listing_bytes: HumanSize(1024 * 1024),
+            forward_include: false,
+            id_field: "id".into(),
+            state_field: "state".into(),
+            possible_actions_field: "possible_actions".into(),
+            state_actions: None,
+        }
+    }
+}
+
+/// One action a link may carry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAction {
+    pub name: String,
+    /// Methods the link is accepted with.
+    #[serde(default = "defaults::action_methods")]
+    pub methods: Vec<String>,
+    /// The upstream call it becomes: `"PUT /v2/bookings/{id}/cancel_by_customer"`.
+    pub upstream: String,
+    #[serde(default)]
+    pub single_use: bool,
+    /// Lifetime of minted links.
+    #[serde(default = "defaults::action_ttl")]
+    pub ttl: HumanDuration,
+    #[serde(default)]
+    pub require_exp: bool,
+    pub redirect_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +257,12 @@ mod defaults {
     pub fn pool_max_idle() -> usize {
         64
     }
+    pub fn action_methods() -> Vec<String> {
+        vec!["GET".into()]
+    }
+    pub fn action_ttl() -> HumanDuration {
+        HumanDuration::secs(7 * 86_400)
+    }
 }
 
 /// The credential scopegate adds toward a legacy backend that expects one.
@@ -216,6 +286,9 @@ pub enum RawUpstreamCredential {
         value_env: Option<String>,
         value_file: Option<PathBuf>,
     },
+    /// Under `[[app]]` only: HTTP Basic with an empty user name and the app's
+    /// current key as password (the vendor's legacy API).
+    AppKey {},
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,4 +307,7 @@ pub struct RawRoute {
     pub search_fields: Option<Vec<String>>,
     /// Apps whose tokens this route accepts (default: every configured app).
     pub apps: Option<Vec<String>>,
+    /// `"upstream"` (default): the upstream's credential; `"app"`: the
+    /// credential of the app whose token the request carried.
+    pub upstream_credential: Option<String>,
 }
