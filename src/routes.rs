@@ -334,13 +334,17 @@ impl RouteTable {
 }
 
 impl fmt::Display for RouteTable {
-    /// The table as `scopegate check` prints it, in matching order.
+    /// The table as `scopegate check` prints it, in matching order, each
+    /// column as wide as its widest cell.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{:<20} {:<16} {:<14} {:<32} {:<24} upstream",
-            "route", "host", "methods", "path", "auth"
-        )?;
+        let mut rows = vec![[
+            "route".to_string(),
+            "host".into(),
+            "methods".into(),
+            "path".into(),
+            "auth".into(),
+            "upstream".into(),
+        ]];
         for r in &self.routes {
             let methods = if r.methods.is_empty() {
                 "*".to_string()
@@ -351,17 +355,31 @@ impl fmt::Display for RouteTable {
                     .collect::<Vec<_>>()
                     .join(",")
             };
-            writeln!(
-                f,
-                "{:<20} {:<16} {:<14} {:<32} {:<24} {}{}",
-                r.name,
-                r.host.as_deref().unwrap_or("*"),
+            rows.push([
+                r.name.to_string(),
+                r.host.as_deref().unwrap_or("*").to_string(),
                 methods,
-                r.pattern.as_str(),
+                r.pattern.as_str().to_string(),
                 r.auth.to_string(),
-                r.upstream_name,
-                r.upstream_path_prefix,
-            )?;
+                format!("{}{}", r.upstream_name, r.upstream_path_prefix),
+            ]);
+        }
+        let mut widths = [0usize; 6];
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in &rows {
+            let mut line = String::new();
+            for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}  "));
+                }
+            }
+            writeln!(f, "{line}")?;
         }
         Ok(())
     }

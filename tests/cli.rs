@@ -91,11 +91,16 @@ fn check_accepts_the_shipped_config_and_prints_the_route_table() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("OK (3 routes, 1 upstreams)"), "{stdout}");
+    assert!(stdout.contains("OK (4 routes, 1 upstreams)"), "{stdout}");
     for (route, path, auth) in [
         ("health", "/v2/health", "public"),
         ("resources", "/v2/resources/*", "public"),
         ("bookings-list", "/v2/bookings", "signed-search"),
+        (
+            "action-links",
+            "/v2/bookings/{id}/external_action/{action}",
+            "action-link",
+        ),
     ] {
         let line = stdout
             .lines()
@@ -417,4 +422,197 @@ fn token_for_an_unknown_app_or_a_bad_subject_fails() {
         &[],
     );
     assert_eq!(out.status.code(), Some(2));
+}
+
+const APP: &str = r#"
+[[app]]
+slug = "shop"
+[[app.key]]
+key = "k"
+"#;
+
+const ACTION: &str = r#"
+[[action]]
+name = "cancel_by_customer"
+upstream = "PUT /v2/bookings/{id}/cancel_by_customer"
+"#;
+
+fn action_route(path: &str, auth: &str) -> String {
+    format!("\n[[route]]\nname = \"a\"\npath = \"{path}\"\nauth = {auth}\nupstream = \"backend\"\n")
+}
+
+#[test]
+fn action_link_configuration_mistakes_name_their_key() {
+    let good_route = action_route(
+        "/v2/bookings/{id}/external_action/{action}",
+        r#"["action-link"]"#,
+    );
+    let ok = check(&format!("{BASE}{APP}{ACTION}{good_route}"));
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    check(&format!(
+        "{BASE}{APP}{ACTION}{}",
+        action_route("/v2/bookings/{id}/cancel", r#"["action-link"]"#)
+    ))
+    .fails_with(&["route[0].path", "{id} and {action}"]);
+    check(&format!(
+        "{BASE}{APP}{ACTION}{}",
+        action_route(
+            "/v2/bookings/{id}/external_action/{action}",
+            r#"["action-link", "signed-search"]"#
+        )
+    ))
+    .fails_with(&["route[0].auth", "cannot share a route"]);
+    check(&format!("{BASE}{APP}{good_route}"))
+        .fails_with(&["route[0].auth", "at least one [[action]]"]);
+    check(&format!("{BASE}{ACTION}{good_route}"))
+        .fails_with(&["route[0].auth", "at least one [[app]]"]);
+    check(&format!(
+        "{BASE}{APP}\n[[action]]\nname = \"cancel\"\nupstream = \"PUT /v2/bookings/cancel\"\n"
+    ))
+    .fails_with(&["action[0].upstream", "{id}"]);
+    check(&format!(
+        "{BASE}{APP}\n[[action]]\nname = \"cancel\"\nupstream = \"/v2/bookings/{{id}}\"\n"
+    ))
+    .fails_with(&["action[0].upstream", "method and a path"]);
+    check(&format!(
+        "{BASE}{APP}\n[[action]]\nname = \"can cel\"\nupstream = \"PUT /v2/{{id}}\"\n"
+    ))
+    .fails_with(&["action[0].name"]);
+    check(&format!(
+        "{BASE}{APP}{ACTION}\n[action_links]\nredirect_origins = [\"https://a.example/path\"]\n"
+    ))
+    .fails_with(&["action_links.redirect_origins[0]", "origin only"]);
+    check(&format!(
+        "{BASE}{APP}{ACTION}\n[action_links]\npublic_base_url = \"api.example.com\"\n"
+    ))
+    .fails_with(&["action_links.public_base_url"]);
+    check(&format!(
+        "{BASE}{APP}{ACTION}\n[action_links.state_actions]\nconfirmed = [\"nuke\"]\n"
+    ))
+    .fails_with(&["action_links.state_actions.confirmed[0]", "nuke"]);
+}
+
+#[test]
+fn app_credentials_are_checked_where_they_are_used() {
+    let route = format!(
+        "{}upstream_credential = \"app\"\n",
+        action_route(
+            "/v2/bookings/{id}/external_action/{action}",
+            r#"["action-link"]"#
+        )
+    );
+    check(&format!("{BASE}{APP}{ACTION}{route}"))
+        .fails_with(&["route[0].upstream_credential", "missing on [\"shop\"]"]);
+    let with_cred = format!("{APP}[app.upstream_credential]\ntype = \"app-key\"\n");
+    assert_eq!(
+        check(&format!("{BASE}{with_cred}{ACTION}{route}")).code,
+        Some(0)
+    );
+    check(&format!(
+        "{BASE}\n[upstream.credential]\ntype = \"app-key\"\n"
+    ))
+    .fails_with(&[
+        "upstream[0].credential.type",
+        "only available under [[app]]",
+    ]);
+    let public = format!(
+        "{}upstream_credential = \"app\"\n",
+        action_route("/x", r#"["public"]"#)
+    );
+    check(&format!("{BASE}{public}"))
+        .fails_with(&["route[0].upstream_credential", "needs a route"]);
+    let apps = format!(
+        "{}apps = [\"nope\"]\n",
+        action_route(
+            "/v2/bookings/{id}/external_action/{action}",
+            r#"["action-link"]"#
+        )
+    );
+    check(&format!("{BASE}{APP}{ACTION}{apps}")).fails_with(&["route[0].apps[0]", "nope"]);
+}
+
+#[test]
+fn token_action_link_mints_a_link_the_configured_key_verifies() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
+    let out = run_to_end(
+        &[
+            "token",
+            "action-link",
+            "--config",
+            shipped,
+            "--app",
+            "demo-app",
+            "--booking",
+            "bk-1",
+            "--action",
+            "cancel_by_customer",
+            "--ttl",
+            "1h",
+            "--email",
+            "ada@example.com",
+            "--redirect",
+            "http://127.0.0.1:8080/done",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let rest = url
+        .strip_prefix(
+            "http://127.0.0.1:8080/v2/bookings/bk-1/external_action/cancel_by_customer?signature=",
+        )
+        .unwrap_or_else(|| panic!("{url}"));
+    let (token, redirect) = rest.split_once("&redirect=").unwrap();
+    assert_eq!(redirect, "http%3A%2F%2F127.0.0.1%3A8080%2Fdone");
+    let key = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo-app.key"))
+        .unwrap();
+    let claims = scopegate::auth::jwt::check_signature(token, key.trim_end().as_bytes()).unwrap();
+    assert_eq!(claims["booking_id"], "bk-1");
+    assert_eq!(claims["action"], "cancel_by_customer");
+    assert_eq!(claims["customer.email"], "ada@example.com");
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    assert_eq!(exp - iat, 3600);
+
+    for (args, code) in [
+        (vec!["--action", "nuke", "--booking", "b"], 1),
+        (
+            vec!["--action", "cancel_by_customer", "--booking", "a/b"],
+            1,
+        ),
+        (
+            vec![
+                "--action",
+                "cancel_by_customer",
+                "--booking",
+                "b",
+                "--meta",
+                "x",
+            ],
+            2,
+        ),
+    ] {
+        let mut all = vec![
+            "token",
+            "action-link",
+            "--config",
+            shipped,
+            "--app",
+            "demo-app",
+        ];
+        all.extend(args.iter().copied());
+        let out = run_to_end(&all, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

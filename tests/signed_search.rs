@@ -3,15 +3,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use common::*;
 use scopegate::auth::{self, jwt, AuthError, Principal, RouteAuth};
 use serde_json::{json, Value};
 
 const KEY: &str = "live_api_key_7nzvc7wsBQQISLeFSVhROys9V1bUJ1z7";
-const WAIT: Duration = Duration::from_millis(500);
 
 fn app_config(key_file: &std::path::Path) -> String {
     format!(
@@ -85,13 +82,6 @@ fn token(claims: Value) -> String {
 
 fn marty() -> String {
     token(json!({"app_slug": "my-app-6165", "customer.email": "marty@example.com"}))
-}
-
-async fn get_raw(gate: &Gate, target: &str, extra: &str) -> String {
-    let req = format!(
-        "GET {target} HTTP/1.1\r\nHost: api.example.com\r\n{extra}Connection: close\r\n\r\n"
-    );
-    raw(gate.addr, req.as_bytes(), WAIT).await
 }
 
 // ---- interop vectors (fixed clock, no sockets) ----
@@ -237,16 +227,6 @@ async fn a_meta_subject_is_forwarded_without_an_email_header() {
 }
 
 /// The 401 of every verification failure, minus the per-request headers.
-fn normalized_401(out: &str) -> String {
-    out.lines()
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            !l.starts_with("date:") && !l.starts_with("x-request-id:")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[tokio::test]
 async fn every_verification_failure_gets_the_same_401_and_the_upstream_sees_nothing() {
     let s = setup().await;
@@ -498,7 +478,7 @@ async fn a_body_or_a_write_method_cannot_carry_a_second_search() {
         body.len()
     );
     assert_eq!(
-        statuses(&raw(s.gate.addr, req.as_bytes(), WAIT).await),
+        statuses(&raw(s.gate.addr, req.as_bytes(), RAW_WAIT).await),
         [400]
     );
     let chunked = format!(
@@ -506,7 +486,7 @@ async fn a_body_or_a_write_method_cannot_carry_a_second_search() {
         body.len()
     );
     assert_eq!(
-        statuses(&raw(s.gate.addr, chunked.as_bytes(), WAIT).await),
+        statuses(&raw(s.gate.addr, chunked.as_bytes(), RAW_WAIT).await),
         [400]
     );
     assert_eq!(s.up.count(), 0);

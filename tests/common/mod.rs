@@ -81,6 +81,32 @@ pub enum Behavior {
     Delay(Duration),
     /// Sends headers declaring a long body, some bytes, then resets the connection.
     ResetMidBody,
+    /// The n-th request gets the n-th answer (the last one repeats).
+    Canned(Arc<Vec<Canned>>),
+}
+
+/// A fixed answer of the upstream.
+#[derive(Clone, Debug)]
+pub struct Canned {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Canned {
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            body: body.to_string().into(),
+        }
+    }
+}
+
+impl Behavior {
+    pub fn canned(answers: Vec<Canned>) -> Self {
+        Behavior::Canned(Arc::new(answers))
+    }
 }
 
 pub struct Upstream {
@@ -169,20 +195,33 @@ async fn record(
             Err(f) => trailers = f.into_trailers().ok(),
         }
     }
-    recs.lock().unwrap().push(Recorded {
-        method: parts.method.to_string(),
-        target: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        headers: parts.headers,
-        body: kept.into(),
-        body_len: len,
-        trailers,
-    });
+    let nth = {
+        let mut all = recs.lock().unwrap();
+        all.push(Recorded {
+            method: parts.method.to_string(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            headers: parts.headers,
+            body: kept.into(),
+            body_len: len,
+            trailers,
+        });
+        all.len() - 1
+    };
     if let Behavior::Delay(d) = behavior {
         tokio::time::sleep(d).await;
+    }
+    if let Behavior::Canned(answers) = &behavior {
+        let a = &answers[nth.min(answers.len() - 1)];
+        let mut resp = Response::new(Full::new(a.body.clone()));
+        *resp.status_mut() = StatusCode::from_u16(a.status).unwrap();
+        for (k, v) in &a.headers {
+            resp.headers_mut().append(*k, v.parse().unwrap());
+        }
+        return resp;
     }
     let mut resp = Response::new(Full::new(Bytes::from_static(br#"{"data":[{"id":"b1"}]}"#)));
     resp.headers_mut()
@@ -355,4 +394,26 @@ pub fn statuses(raw: &str) -> Vec<u16> {
     raw.match_indices("HTTP/1.1 ")
         .filter_map(|(i, _)| raw.get(i + 9..i + 12)?.parse().ok())
         .collect()
+}
+
+pub const RAW_WAIT: Duration = Duration::from_millis(500);
+
+/// A GET with exact bytes (no client-side normalization), read to the end.
+pub async fn get_raw(gate: &Gate, target: &str, extra: &str) -> String {
+    let req = format!(
+        "GET {target} HTTP/1.1\r\nHost: api.example.com\r\n{extra}Connection: close\r\n\r\n"
+    );
+    raw(gate.addr, req.as_bytes(), RAW_WAIT).await
+}
+
+/// A raw response without the lines that differ per request (date, request id),
+/// to compare refusals byte for byte.
+pub fn normalized_401(out: &str) -> String {
+    out.lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            !l.starts_with("date:") && !l.starts_with("x-request-id:")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

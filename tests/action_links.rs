@@ -1,0 +1,751 @@
+//! Action links end to end through real listeners: what the upstream receives
+//! for a followed link, single use, redirects, the uniform 401, and listings
+//! enriched with `customer_action_links`.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use bytes::Bytes;
+use common::*;
+use http::Request;
+use http_body_util::Full;
+use scopegate::{actions::Link, auth::jwt, Config};
+use serde_json::{json, Value};
+
+const KEY: &str = "live_api_key_shop_7nzvc7wsBQQISLeFSVhROys9V1bUJ1z7";
+const OTHER_KEY: &str = "live_api_key_other_Q2hQoVtE0bYw9aDz";
+const BASE: &str = "https://api.example.com";
+
+fn routes() -> String {
+    format!(
+        r#"
+[[app]]
+slug = "shop"
+revoked_jti = ["burned"]
+[[app.key]]
+key = "{KEY}"
+[app.upstream_credential]
+type = "app-key"
+
+[[app]]
+slug = "other"
+[[app.key]]
+key = "{OTHER_KEY}"
+[app.upstream_credential]
+type = "header"
+name = "X-Api-Key"
+value = "other-legacy-key"
+
+[[route]]
+name = "actions"
+methods = ["GET", "POST"]
+path = "/v2/bookings/{{id}}/external_action/{{action}}"
+auth = ["action-link"]
+upstream = "backend"
+upstream_credential = "app"
+
+[[route]]
+name = "bookings"
+methods = ["GET"]
+path = "/v2/bookings"
+auth = ["signed-search"]
+upstream = "backend"
+
+[[route]]
+name = "open"
+path = "/open"
+auth = ["public"]
+upstream = "backend"
+
+[action_links]
+public_base_url = "{BASE}"
+redirect_origins = ["https://shop.example.com"]
+max_listing_bytes = "4KiB"
+
+[[action]]
+name = "cancel_by_customer"
+upstream = "PUT /v2/bookings/{{id}}/cancel_by_customer"
+single_use = true
+ttl = "1h"
+
+[[action]]
+name = "reschedule_by_customer"
+methods = ["POST"]
+upstream = "PUT /v2/bookings/{{id}}/reschedule_by_customer"
+
+[[action]]
+name = "confirm"
+upstream = "PUT /v2/bookings/{{id}}/confirm"
+require_exp = true
+"#
+    )
+}
+
+struct Setup {
+    up: Upstream,
+    gate: Gate,
+    /// The same configuration, for minting links as the gate would.
+    config: Config,
+}
+
+async fn setup_with(behavior: Behavior) -> Setup {
+    let up = Upstream::start(behavior).await;
+    let toml = config(up.addr, &routes());
+    let gate = Gate::start(&toml).await;
+    Setup {
+        up,
+        gate,
+        config: Config::from_toml(&toml).unwrap(),
+    }
+}
+
+async fn setup() -> Setup {
+    setup_with(Behavior::Ok).await
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl Setup {
+    /// A link as scopegate mints it, as a path and query on the gate.
+    fn link(&self, booking: &str, action: &str, email: Option<&str>) -> String {
+        let links = &self.config.auth.actions;
+        let url = links
+            .mint(
+                &self.config.auth.apps,
+                &Link {
+                    app: "shop",
+                    booking_id: booking,
+                    action: links.get(action).unwrap(),
+                    subject: email.map(|e| ("customer.email", e)),
+                    ttl: None,
+                },
+                now(),
+            )
+            .unwrap();
+        url.strip_prefix(BASE).unwrap().to_string()
+    }
+}
+
+fn token(claims: Value, key: &str) -> String {
+    jwt::sign(claims.as_object().unwrap(), key.as_bytes())
+}
+
+fn at(id: &str, action: &str, token: &str) -> String {
+    format!("/v2/bookings/{id}/external_action/{action}?signature={token}")
+}
+
+#[tokio::test]
+async fn a_followed_link_becomes_the_configured_upstream_call() {
+    let s = setup().await;
+    let target = s.link("b-17", "cancel_by_customer", Some("marty@example.com"));
+    let reply = get(&s.gate.url(&target)).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+
+    let rec = s.up.single();
+    assert_eq!(rec.method, "PUT");
+    assert_eq!(rec.target, "/v2/bookings/b-17/cancel_by_customer");
+    assert_eq!(rec.body_len, 0);
+    assert_eq!(rec.one("x-scope-credential").unwrap(), "action-link");
+    assert_eq!(rec.one("x-scope-app").unwrap(), "shop");
+    assert_eq!(rec.one("x-scope-booking-id").unwrap(), "b-17");
+    assert_eq!(rec.one("x-scope-action").unwrap(), "cancel_by_customer");
+    assert_eq!(
+        rec.one("x-scope-subject").unwrap(),
+        "customer.email=marty@example.com"
+    );
+    assert_eq!(
+        rec.one("x-scope-customer-email").unwrap(),
+        "marty@example.com"
+    );
+    assert_eq!(rec.one("x-scope-route").unwrap(), "actions");
+    // The app's legacy credential: HTTP Basic, empty user, the app key.
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(":{KEY}"))
+    );
+    assert_eq!(rec.one("authorization").unwrap(), basic);
+    // The token went nowhere upstream.
+    let sig = target.rsplit('.').next().unwrap();
+    for (name, value) in &rec.headers {
+        assert!(
+            !value.to_str().unwrap_or("").contains(sig),
+            "{name} carries the token"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_vendor_minted_link_without_app_slug_finds_its_app() {
+    let s = setup().await;
+    // Exactly the vendor's payload: booking_id and action only, no exp.
+    let t = token(
+        json!({"booking_id": "b-9", "action": "cancel_by_customer"}),
+        OTHER_KEY,
+    );
+    let reply = get(&s.gate.url(&at("b-9", "cancel_by_customer", &t))).await;
+    assert_eq!(reply.status, 200);
+    let rec = s.up.single();
+    assert_eq!(rec.one("x-scope-app").unwrap(), "other");
+    assert_eq!(rec.one("x-api-key").unwrap(), "other-legacy-key");
+    assert!(rec.one("authorization").is_none());
+    // No subject claim: no subject headers.
+    assert!(rec.one("x-scope-subject").is_none());
+    assert!(rec.one("x-scope-customer-email").is_none());
+}
+
+#[tokio::test]
+async fn a_single_use_link_answers_409_the_second_time() {
+    let s = setup().await;
+    let target = s.link("b-1", "cancel_by_customer", None);
+    assert_eq!(get(&s.gate.url(&target)).await.status, 200);
+    let again = get(&s.gate.url(&target)).await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.error_code(), "link_already_used");
+    assert_eq!(s.up.count(), 1);
+
+    // A vendor token without jti is single use by its hash.
+    let t = token(
+        json!({"booking_id": "b-2", "action": "cancel_by_customer"}),
+        KEY,
+    );
+    let target = at("b-2", "cancel_by_customer", &t);
+    assert_eq!(get(&s.gate.url(&target)).await.status, 200);
+    assert_eq!(get(&s.gate.url(&target)).await.status, 409);
+    assert_eq!(s.up.count(), 2);
+
+    // Links that are not single use can be followed again.
+    let r = s.link("b-3", "reschedule_by_customer", None);
+    let post = |t: &str| {
+        Request::post(s.gate.url(t))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"start":"2027-01-01T10:00:00Z","end":"2027-01-01T11:00:00Z"}"#,
+            )))
+            .unwrap()
+    };
+    assert_eq!(send(post(&r)).await.status, 200);
+    assert_eq!(send(post(&r)).await.status, 200);
+    let recs = s.up.records();
+    assert_eq!(recs[3].target, "/v2/bookings/b-3/reschedule_by_customer");
+    assert_eq!(
+        &recs[3].body[..],
+        br#"{"start":"2027-01-01T10:00:00Z","end":"2027-01-01T11:00:00Z"}"#
+    );
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_a_single_use_link_reach_the_upstream_once() {
+    let s = setup_with(Behavior::Delay(Duration::from_millis(100))).await;
+    let url = s.gate.url(&s.link("b-1", "cancel_by_customer", None));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url).await.status.as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(s.up.count(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_upstream_releases_the_mark_and_a_refusal_keeps_it() {
+    let s = setup_with(Behavior::canned(vec![
+        Canned::json(503, &json!({"error": "down"})),
+        Canned::json(200, &json!({"data": {"state": "cancelled"}})),
+        Canned::json(409, &json!({"error": "invalid_transition"})),
+    ]))
+    .await;
+    let target = s.link("b-1", "cancel_by_customer", None);
+    assert_eq!(get(&s.gate.url(&target)).await.status, 503);
+    // The action did not happen: the customer can retry.
+    assert_eq!(get(&s.gate.url(&target)).await.status, 200);
+    assert_eq!(get(&s.gate.url(&target)).await.status, 409);
+    assert_eq!(s.up.count(), 2);
+
+    let other = s.link("b-2", "cancel_by_customer", None);
+    let refused = get(&s.gate.url(&other)).await;
+    assert_eq!(refused.status, 409);
+    assert_eq!(
+        refused.json()["error"],
+        "invalid_transition",
+        "the backend's own answer"
+    );
+    assert_eq!(
+        get(&s.gate.url(&other)).await.error_code(),
+        "link_already_used"
+    );
+    assert_eq!(s.up.count(), 3);
+}
+
+#[tokio::test]
+async fn every_verification_failure_gets_the_same_401_and_the_upstream_sees_nothing() {
+    let s = setup().await;
+    let good = s.link("b-1", "cancel_by_customer", Some("marty@example.com"));
+    let good_token = good.split("signature=").nth(1).unwrap().to_string();
+    let (h, rest) = good_token.split_once('.').unwrap();
+    let (_, sig) = rest.split_once('.').unwrap();
+    let tampered = format!(
+        "{h}.{}.{sig}",
+        URL_SAFE_NO_PAD
+            .encode(r#"{"app_slug":"shop","booking_id":"b-2","action":"cancel_by_customer"}"#)
+    );
+    let none_alg = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(r#"{"booking_id":"b-1","action":"cancel_by_customer"}"#)
+    );
+    let claims = |extra: Value| {
+        let mut c =
+            json!({"app_slug": "shop", "booking_id": "b-1", "action": "cancel_by_customer"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let cases: Vec<(&str, String)> = vec![
+        // Replayed on another booking, or for another action.
+        (
+            "another booking",
+            at("b-2", "cancel_by_customer", &good_token),
+        ),
+        (
+            "another action",
+            format!(
+                "/v2/bookings/b-1/external_action/confirm?signature={}",
+                token(
+                    json!({"app_slug": "shop", "booking_id": "b-1", "action": "cancel_by_customer", "exp": now() + 60}),
+                    KEY
+                )
+            ),
+        ),
+        ("tampered", at("b-2", "cancel_by_customer", &tampered)),
+        (
+            "wrong key",
+            at(
+                "b-1",
+                "cancel_by_customer",
+                &token(claims(json!({})), "wrong key"),
+            ),
+        ),
+        (
+            "wrong key, no app_slug",
+            at(
+                "b-1",
+                "cancel_by_customer",
+                &token(
+                    json!({"booking_id": "b-1", "action": "cancel_by_customer"}),
+                    "wrong key",
+                ),
+            ),
+        ),
+        (
+            "unknown app",
+            at(
+                "b-1",
+                "cancel_by_customer",
+                &token(claims(json!({"app_slug": "nope"})), KEY),
+            ),
+        ),
+        ("alg none", at("b-1", "cancel_by_customer", &none_alg)),
+        (
+            "expired",
+            at(
+                "b-1",
+                "cancel_by_customer",
+                &token(claims(json!({"exp": 1})), KEY),
+            ),
+        ),
+        (
+            "string exp",
+            at(
+                "b-1",
+                "cancel_by_customer",
+                &token(claims(json!({"exp": "9999999999"})), KEY),
+            ),
+        ),
+        (
+            "revoked jti",
+            at(
+                "b-1",
+                "cancel_by_customer",
+                &token(claims(json!({"jti": "burned"})), KEY),
+            ),
+        ),
+        (
+            "numeric booking id claim",
+            at(
+                "1",
+                "cancel_by_customer",
+                &token(claims(json!({"booking_id": 1})), KEY),
+            ),
+        ),
+        (
+            "require_exp",
+            at(
+                "b-1",
+                "confirm",
+                &token(
+                    json!({"app_slug": "shop", "booking_id": "b-1", "action": "confirm"}),
+                    KEY,
+                ),
+            ),
+        ),
+        (
+            "a signed-search token",
+            at(
+                "b-1",
+                "cancel_by_customer",
+                &token(
+                    json!({"app_slug": "shop", "customer.email": "marty@example.com"}),
+                    KEY,
+                ),
+            ),
+        ),
+        (
+            "two subject claims",
+            at(
+                "b-1",
+                "cancel_by_customer",
+                &token(
+                    claims(json!({"customer.email": "a@b.c", "meta.id": "7"})),
+                    KEY,
+                ),
+            ),
+        ),
+        ("garbage", at("b-1", "cancel_by_customer", "not-a-token")),
+        (
+            "no token",
+            "/v2/bookings/b-1/external_action/cancel_by_customer".into(),
+        ),
+    ];
+    let mut first: Option<String> = None;
+    for (what, target) in &cases {
+        let out = get_raw(&s.gate, target, "").await;
+        assert_eq!(statuses(&out), [401], "{what}: {out}");
+        let norm = normalized_401(&out);
+        match &first {
+            None => first = Some(norm),
+            Some(f) => assert_eq!(&norm, f, "401 differs for {what}"),
+        }
+    }
+    assert_eq!(s.up.count(), 0);
+
+    // The reverse: an action-link token is never a signed-search token.
+    let as_search = get(&s.gate.url(&format!(
+        "/v2/bookings?search=customer.email:marty@example.com&signed_search={good_token}"
+    )))
+    .await;
+    assert_eq!(as_search.status, 401);
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn redirects_go_only_to_allowed_or_signed_targets() {
+    let s = setup().await;
+    let enc = |u: &str| form_urlencoded::byte_serialize(u.as_bytes()).collect::<String>();
+
+    let link = s.link("b-1", "cancel_by_customer", None);
+    let to = "https://shop.example.com/bookings?done=1";
+    let reply = get(&s.gate.url(&format!("{link}&redirect={}", enc(to)))).await;
+    assert_eq!(reply.status, 302);
+    assert_eq!(reply.headers["location"], to);
+    assert!(reply.body.is_empty());
+    assert_eq!(s.up.count(), 1, "the action happened before the redirect");
+
+    for bad in [
+        "https://evil.example/",
+        "https://shop.example.com.evil.example/",
+        "https://shop.example.com@evil.example/",
+        "//evil.example/",
+        "javascript:alert(1)",
+        "http://shop.example.com/",
+    ] {
+        let link = s.link("b-2", "cancel_by_customer", None);
+        let reply = get(&s.gate.url(&format!("{link}&redirect={}", enc(bad)))).await;
+        assert_eq!(reply.status, 400, "{bad}");
+        assert_eq!(reply.error_code(), "redirect_not_allowed");
+    }
+    assert_eq!(s.up.count(), 1, "a refused redirect forwards nothing");
+
+    // A signed redirect claim is followed even outside the allow-list, and
+    // only that one.
+    let signed = token(
+        json!({"app_slug": "shop", "booking_id": "b-5", "action": "cancel_by_customer",
+               "redirect": "https://partner.example/thanks"}),
+        KEY,
+    );
+    let reply = get(&s.gate.url(&at("b-5", "cancel_by_customer", &signed))).await;
+    assert_eq!(reply.status, 302);
+    assert_eq!(reply.headers["location"], "https://partner.example/thanks");
+    let signed2 = token(
+        json!({"app_slug": "shop", "booking_id": "b-6", "action": "cancel_by_customer",
+               "redirect": "https://partner.example/thanks"}),
+        KEY,
+    );
+    let other = format!(
+        "{}&redirect={}",
+        at("b-6", "cancel_by_customer", &signed2),
+        enc("https://shop.example.com/")
+    );
+    assert_eq!(get(&s.gate.url(&other)).await.status, 400);
+    assert_eq!(s.up.count(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_action_is_not_redirected() {
+    let s = setup_with(Behavior::canned(vec![Canned::json(
+        409,
+        &json!({"error": "invalid_transition"}),
+    )]))
+    .await;
+    let link = s.link("b-1", "cancel_by_customer", None);
+    let reply = get(&s.gate.url(&format!(
+        "{link}&redirect=https%3A%2F%2Fshop.example.com%2F"
+    )))
+    .await;
+    assert_eq!(reply.status, 409);
+    assert!(reply.headers.get("location").is_none());
+    assert_eq!(reply.json()["error"], "invalid_transition");
+}
+
+#[tokio::test]
+async fn methods_actions_and_query_shapes_are_checked_before_the_token() {
+    let s = setup().await;
+    let link = s.link("b-1", "cancel_by_customer", None);
+    let post = send(
+        Request::post(s.gate.url(&link))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(post.status, 405);
+    assert_eq!(post.headers["allow"], "GET");
+
+    let unknown = get(&s
+        .gate
+        .url("/v2/bookings/b-1/external_action/delete_everything?signature=x"))
+    .await;
+    assert_eq!(unknown.status, 404);
+
+    let token = link.split("signature=").nth(1).unwrap();
+    for q in [
+        format!("signature={token}&signature={token}"),
+        format!("signature={token}&Signature=x"),
+        format!("signature={token}&redirect=a&redirect=b"),
+        format!("signature={token}&x=%zz"),
+        format!("signature={token};redirect=x"),
+    ] {
+        let reply = get(&s.gate.url(&format!(
+            "/v2/bookings/b-1/external_action/cancel_by_customer?{q}"
+        )))
+        .await;
+        assert_eq!(reply.status, 400, "{q}");
+    }
+    assert_eq!(s.up.count(), 0);
+    // The link was never used: it still works.
+    assert_eq!(get(&s.gate.url(&link)).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_link_token_never_reaches_a_public_route() {
+    let s = setup().await;
+    let reply = get(&s.gate.url("/open?a=1&signature=secret&action_token=t&b=2")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(s.up.single().target, "/open?a=1&b=2");
+}
+
+// ---- listings ----
+
+fn signed_search(email: &str) -> String {
+    let t = token(json!({"app_slug": "shop", "customer.email": email}), KEY);
+    format!("/v2/bookings?search=customer.email:{email}&signed_search={t}")
+}
+
+fn listing() -> Value {
+    json!({
+        "data": [
+            {"id": "b-1", "state": "confirmed", "possible_actions": ["cancel_by_customer", "confirm", "decline"]},
+            {"id": "b-2", "state": "confirmed"},
+            {"id": "b-3", "state": "cancelled", "possible_actions": []},
+            {"id": "bad/id", "state": "confirmed"},
+            {"id": 42, "state": "tentative"},
+        ],
+        "meta": {"total": 5}
+    })
+}
+
+#[tokio::test]
+async fn a_listing_gets_a_signed_link_per_allowed_action_and_each_link_works() {
+    let up_body = listing();
+    let s = setup_with(Behavior::canned(vec![
+        Canned::json(200, &up_body),
+        Canned::json(200, &json!({"data": {"state": "cancelled"}})),
+    ]))
+    .await;
+    let reply = get(&s.gate.url(&format!(
+        "{}&include=customer_action_links&limit=5",
+        signed_search("marty@example.com")
+    )))
+    .await;
+    assert_eq!(reply.status, 200);
+    let rec = &s.up.records()[0];
+    assert_eq!(
+        rec.target, "/v2/bookings?search=customer.email%3Amarty%40example.com&limit=5",
+        "the include value is scopegate's, not the backend's"
+    );
+    assert_eq!(rec.one("accept-encoding").unwrap(), "identity");
+
+    let body = reply.json();
+    assert_eq!(body["meta"], up_body["meta"], "the rest is untouched");
+    let links = |i: usize| body["data"][i]["customer_action_links"].clone();
+    // possible_actions, intersected with the configured actions.
+    let l0 = links(0);
+    assert_eq!(
+        l0.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["cancel_by_customer", "confirm"]
+    );
+    // No possible_actions: the state table (default: confirmed → cancel, reschedule).
+    let l1 = links(1);
+    assert_eq!(
+        l1.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["cancel_by_customer", "reschedule_by_customer"]
+    );
+    assert_eq!(links(2), json!({}));
+    assert!(
+        body["data"][3].get("customer_action_links").is_none(),
+        "unsafe id"
+    );
+    assert_eq!(
+        links(4),
+        json!({}),
+        "numeric id, no actions in state tentative"
+    );
+    assert_eq!(
+        reply.headers["content-length"],
+        reply.body.len().to_string().as_str()
+    );
+
+    let cancel = l0["cancel_by_customer"].as_str().unwrap();
+    assert!(cancel.starts_with(
+        "https://api.example.com/v2/bookings/b-1/external_action/cancel_by_customer?signature="
+    ));
+    // The link carries the customer who listed it, and expires.
+    let tok = cancel.split("signature=").nth(1).unwrap();
+    let claims = jwt::check_signature(tok, KEY.as_bytes()).unwrap();
+    assert_eq!(claims["customer.email"], "marty@example.com");
+    assert_eq!(claims["booking_id"], "b-1");
+    assert!(claims["exp"].as_u64().unwrap() > now() + 3000);
+    assert!(claims["jti"].is_string());
+
+    // Following it does the action, for that customer.
+    let followed = get(&s.gate.url(cancel.strip_prefix(BASE).unwrap())).await;
+    assert_eq!(followed.status, 200);
+    let rec = &s.up.records()[1];
+    assert_eq!(rec.method, "PUT");
+    assert_eq!(rec.target, "/v2/bookings/b-1/cancel_by_customer");
+    assert_eq!(
+        rec.one("x-scope-customer-email").unwrap(),
+        "marty@example.com"
+    );
+    // A link is for its booking only.
+    let tok_b2 = l1["cancel_by_customer"]
+        .as_str()
+        .unwrap()
+        .split("signature=")
+        .nth(1)
+        .unwrap();
+    assert_eq!(
+        get(&s.gate.url(&at("b-1", "cancel_by_customer", tok_b2)))
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn without_the_include_nothing_is_rewritten() {
+    let s = setup_with(Behavior::canned(vec![Canned::json(200, &listing())])).await;
+    let reply = get(&s.gate.url(&signed_search("marty@example.com"))).await;
+    assert_eq!(reply.json(), listing());
+    assert!(s.up.single().one("accept-encoding").is_none());
+}
+
+#[tokio::test]
+async fn listings_scopegate_cannot_rewrite_pass_through_untouched() {
+    let big = json!({"data": [{"id": "b-1", "state": "confirmed", "pad": "x".repeat(5000)}]});
+    let cases = vec![
+        (
+            "not json",
+            Canned {
+                status: 200,
+                headers: vec![("content-type", "text/html".into())],
+                body: Bytes::from_static(b"<p>hello</p>"),
+            },
+        ),
+        (
+            "invalid json",
+            Canned {
+                status: 200,
+                headers: vec![("content-type", "application/json".into())],
+                body: Bytes::from_static(b"{\"data\": [ oops"),
+            },
+        ),
+        (
+            "compressed",
+            Canned {
+                status: 200,
+                headers: vec![
+                    ("content-type", "application/json".into()),
+                    ("content-encoding", "gzip".into()),
+                ],
+                body: Bytes::from_static(b"\x1f\x8b\x08\x00not-really"),
+            },
+        ),
+        ("too large", Canned::json(200, &big)),
+        (
+            "not 2xx",
+            Canned::json(404, &json!({"data": [{"id": "b-1", "state": "confirmed"}]})),
+        ),
+        ("other shape", Canned::json(200, &json!({"data": "none"}))),
+        ("no pointer", Canned::json(200, &json!({"bookings": []}))),
+    ];
+    for (what, answer) in cases {
+        let s = setup_with(Behavior::canned(vec![answer.clone()])).await;
+        let reply = get(&s.gate.url(&format!(
+            "{}&include=customer_action_links",
+            signed_search("marty@example.com")
+        )))
+        .await;
+        assert_eq!(reply.status.as_u16(), answer.status, "{what}");
+        assert_eq!(reply.body, answer.body, "{what}: body changed");
+    }
+}
+
+#[tokio::test]
+async fn a_single_booking_object_is_enriched_too() {
+    let s = setup_with(Behavior::canned(vec![Canned::json(
+        200,
+        &json!({"data": {"id": "b-1", "state": "confirmed"}}),
+    )]))
+    .await;
+    let reply = get(&s.gate.url(&format!(
+        "{}&include=attributes,customer_action_links",
+        signed_search("marty@example.com")
+    )))
+    .await;
+    let links = &reply.json()["data"]["customer_action_links"];
+    assert!(links["cancel_by_customer"].is_string());
+    assert!(s.up.single().target.ends_with("&include=attributes"));
+}
