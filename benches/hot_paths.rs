@@ -53,6 +53,17 @@ name = "catch"
 path = "/v2/*"
 auth = ["public"]
 upstream = "b"
+
+[action_links]
+public_base_url = "https://api.example.com"
+
+[[action]]
+name = "cancel_by_customer"
+upstream = "PUT /v2/bookings/{id}/cancel_by_customer"
+
+[[action]]
+name = "reschedule_by_customer"
+upstream = "PUT /v2/bookings/{id}/reschedule_by_customer"
 "#;
 
 fn typical_headers() -> HeaderMap {
@@ -143,5 +154,63 @@ fn signed_search(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot_paths, benches, signed_search);
+fn action_links(c: &mut Criterion) {
+    let config = Config::from_toml(CONFIG).expect("bench config");
+    let booking = "58190fc6-1ec0-4ebb-b627-7ce6aa9fc703";
+    let policy = AuthPolicy::AnyOf(vec![Scheme::ActionLink]);
+    let route = RouteAuth {
+        action_path: Some((booking, "cancel_by_customer")),
+        ..RouteAuth::default()
+    };
+    for (name, claims) in [
+        (
+            "action_link/verify_with_app_slug",
+            serde_json::json!({"app_slug": "my-app-6165", "booking_id": booking,
+                               "action": "cancel_by_customer", "exp": 1_900_000_000u64}),
+        ),
+        (
+            "action_link/verify_vendor_token",
+            serde_json::json!({"booking_id": booking, "action": "cancel_by_customer"}),
+        ),
+    ] {
+        let token = jwt::sign(claims.as_object().unwrap(), KEY.as_bytes());
+        let uri =
+            format!("/v2/bookings/{booking}/external_action/cancel_by_customer?signature={token}");
+        let parts = http::Request::get(uri).body(()).unwrap().into_parts().0;
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                || parts.clone(),
+                |mut p| {
+                    let principal =
+                        auth::authenticate(&policy, &route, &mut p, &config.auth, 1_800_000_000);
+                    assert!(principal.is_ok());
+                    p
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
+
+    // A listing of 20 confirmed bookings: 40 links minted and the JSON rewritten.
+    let bookings: Vec<_> = (0..20)
+        .map(|i| {
+            serde_json::json!({"id": format!("booking-{i:04}"), "state": "confirmed",
+                                   "customer": {"email": "marty@example.com"}})
+        })
+        .collect();
+    let body = serde_json::to_vec(&serde_json::json!({ "data": bookings })).unwrap();
+    let subject = auth::Subject::new("customer.email", "marty@example.com").unwrap();
+    let ctx = scopegate::listing::LinkContext {
+        links: &config.auth.actions,
+        apps: &config.auth.apps,
+        app: "my-app-6165",
+        subject: &subject,
+        now: 1_800_000_000,
+    };
+    c.bench_function("listing/enrich_20_bookings", |b| {
+        b.iter(|| black_box(scopegate::listing::add_links(&body, &ctx).unwrap()))
+    });
+}
+
+criterion_group!(hot_paths, benches, signed_search, action_links);
 criterion_main!(hot_paths);

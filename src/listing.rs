@@ -164,7 +164,7 @@ pub async fn enrich(
 }
 
 /// The listing with links added, or why it was left alone.
-fn add_links(body: &[u8], ctx: &LinkContext<'_>) -> Result<Vec<u8>, &'static str> {
+pub fn add_links(body: &[u8], ctx: &LinkContext<'_>) -> Result<Vec<u8>, &'static str> {
     let mut doc: Value = serde_json::from_slice(body).map_err(|_| "the body is not valid JSON")?;
     let settings = &ctx.links.listing;
     let target = doc

@@ -749,3 +749,88 @@ async fn a_single_booking_object_is_enriched_too() {
     assert!(links["cancel_by_customer"].is_string());
     assert!(s.up.single().target.ends_with("&include=attributes"));
 }
+
+// ---- interop vectors (fixed clock, no sockets) ----
+
+#[test]
+fn tokens_minted_by_pyjwt_verify_exactly_as_expected() {
+    use scopegate::auth::{self, AuthError, Principal, RouteAuth};
+    let v: Value = serde_json::from_str(include_str!("vectors/pyjwt_action_links.json")).unwrap();
+    let now = v["now"].as_u64().unwrap();
+    let config = Config::from_toml(&format!(
+        r#"
+[[app]]
+slug = "my-app-6165"
+[[app.key]]
+key = "{}"
+[[action]]
+name = "cancel_by_customer"
+upstream = "PUT /v2/bookings/{{id}}/cancel_by_customer"
+[[action]]
+name = "confirm"
+upstream = "PUT /v2/bookings/{{id}}/confirm"
+"#,
+        v["key"].as_str().unwrap()
+    ))
+    .unwrap();
+    let policy = auth::AuthPolicy::AnyOf(vec![auth::Scheme::ActionLink]);
+    let verify = |case: &Value| {
+        let (booking, action) = (
+            case["booking"].as_str().unwrap(),
+            case["action"].as_str().unwrap(),
+        );
+        let mut parts = Request::get(at(booking, action, case["token"].as_str().unwrap()))
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let route = RouteAuth {
+            action_path: Some((booking, action)),
+            ..RouteAuth::default()
+        };
+        auth::authenticate(&policy, &route, &mut parts, &config.auth, now)
+    };
+    for case in v["accept"].as_array().unwrap() {
+        match verify(case) {
+            Ok(Principal::Customer(c)) => {
+                assert_eq!(
+                    c.app_slug,
+                    case["app"].as_str().unwrap(),
+                    "{}",
+                    case["name"]
+                );
+                let grant = c.action.as_ref().unwrap();
+                assert_eq!(
+                    grant.booking_id.header_value(),
+                    case["booking"].as_str().unwrap()
+                );
+                assert_eq!(
+                    grant.upstream_path,
+                    format!(
+                        "/v2/bookings/{}/cancel_by_customer",
+                        case["booking"].as_str().unwrap()
+                    )
+                );
+                assert_eq!(
+                    c.subject.as_ref().map(|s| s
+                        .header
+                        .header_value()
+                        .to_str()
+                        .unwrap()
+                        .to_string()),
+                    case["subject"].as_str().map(String::from),
+                    "{}",
+                    case["name"]
+                );
+            }
+            other => panic!("{}: {other:?}", case["name"]),
+        }
+    }
+    for case in v["reject"].as_array().unwrap() {
+        assert!(
+            matches!(verify(case), Err(AuthError::Rejected(_))),
+            "{} was not rejected",
+            case["name"]
+        );
+    }
+}
