@@ -189,10 +189,11 @@ fn add_to_booking(booking: &mut Map<String, Value>, ctx: &LinkContext<'_>) {
     let id = match booking.get(&s.id_field) {
         Some(Value::String(id)) => id.clone(),
         Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-        _ => return,
+        _ => String::new(),
     };
     if !valid_booking_id(&id) {
-        tracing::warn!("action links not added to a booking whose id cannot be a path segment");
+        tracing::warn!("no action links for a booking without an id usable as a path segment");
+        booking.insert(INCLUDE.to_string(), Value::Object(Map::new()));
         return;
     }
     let allowed: Vec<&str> = match booking.get(&s.possible_actions_field) {

@@ -159,9 +159,11 @@ async fn forward(
     };
     let grant = customer.and_then(|c| c.action.as_deref());
     let links = &config.auth.actions;
+    // HEAD asks too, but its empty body is never rewritten.
     let wants_links = customer.is_some_and(|c| c.credential == auth::Scheme::SignedSearch)
         && links.can_mint()
-        && crate::listing::take_include(parts, links.listing.forward_include);
+        && crate::listing::take_include(parts, links.listing.forward_include)
+        && parts.method == http::Method::GET;
 
     // An action link becomes the upstream call its action is configured as.
     let (method, upstream_path) = match grant {
@@ -248,6 +250,9 @@ async fn forward(
     }
     let mut resp = sent?;
     trace.upstream_status = Some(resp.status().as_u16());
+    // The client gets its own protocol version, not the upstream's (an
+    // HTTP/1.0 backend must not downgrade an HTTP/1.1 client).
+    *resp.version_mut() = parts.version;
     HeaderPolicy::strip_response(resp.headers_mut());
 
     if let Some(to) = grant.and_then(|g| g.redirect.as_ref()) {

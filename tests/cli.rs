@@ -493,6 +493,23 @@ fn action_link_configuration_mistakes_name_their_key() {
 }
 
 #[test]
+fn links_that_no_route_would_serve_are_warned_about() {
+    let route = action_route("/v2/bookings/{id}/do/{action}", r#"["action-link"]"#);
+    let out = check(&format!(
+        "{BASE}{APP}{ACTION}{route}\n[action_links]\npublic_base_url = \"https://api.example.com\"\n"
+    ));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: action_links.link_path")
+            && out
+                .stderr
+                .contains("/v2/bookings/booking-id/external_action/cancel_by_customer"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn app_credentials_are_checked_where_they_are_used() {
     let route = format!(
         "{}upstream_credential = \"app\"\n",

@@ -272,3 +272,27 @@ async fn a_header_credential_is_added_once_whatever_the_client_sent() {
     assert_eq!(rec.all("x-api-key"), ["s3cret"]);
     assert!(rec.all("x_api_key").is_empty());
 }
+
+#[tokio::test]
+async fn an_http10_upstream_does_not_downgrade_the_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+        }
+    });
+    let gate = Gate::start(&config(addr, PUBLIC_ROUTES)).await;
+    let out = raw(
+        gate.addr,
+        b"GET /open HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        RAW_WAIT,
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}

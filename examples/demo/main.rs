@@ -21,7 +21,13 @@ use std::{
 
 use clap::Parser;
 use http::Method;
-use scopegate::{auth::AuthPolicy, config::LogFormat, routes::Lookup, Config};
+use scopegate::{
+    actions::Link,
+    auth::{AuthPolicy, Scheme},
+    config::LogFormat,
+    routes::Lookup,
+    Config,
+};
 
 mod backend;
 
@@ -132,25 +138,33 @@ const TRIES: &[(&str, &str, &str)] = &[
     ("not a backend path at all", "", "/admin"),
 ];
 
-/// The demo app and customer of the signed-search lines.
+/// The demo app and customer of the signed-search and action-link lines.
 const DEMO_APP: &str = "demo-app";
 const DEMO_CUSTOMER: &str = "ada@example.com";
+/// The action of the action-link lines, and two of the demo customer's
+/// bookings in the backend (`Store::seeded`) that she may take it on.
+const DEMO_ACTION: &str = "cancel_by_customer";
+const DEMO_CONFIRMED: &str = "b-1001";
+const DEMO_TENTATIVE: &str = "b-1002";
 
 /// One line to try: what it shows, curl flags, target, and what the
 /// configured route table will do with it.
 type Planned = (String, &'static str, String, String);
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Signed-search lines, with a token minted from the configured demo app key.
-fn signed_search_tries(config: &Config) -> Vec<(String, &'static str, String)> {
+fn signed_search_tries(config: &Config, now: u64) -> Vec<(String, &'static str, String)> {
     let mut claims = serde_json::Map::new();
     claims.insert("customer.email".into(), DEMO_CUSTOMER.into());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let Ok(token) = config.auth.apps.mint(DEMO_APP, claims, now) else {
         return Vec::new();
     };
-    vec![
+    let mut tries = vec![
         (
             format!("{DEMO_CUSTOMER}'s confirmed bookings: a signed search, scoped by scopegate"),
             "",
@@ -161,15 +175,95 @@ fn signed_search_tries(config: &Config) -> Vec<(String, &'static str, String)> {
             "",
             format!("/v2/bookings?search=customer.email:grace@example.com&signed_search={token}"),
         ),
-    ]
+    ];
+    if config.auth.actions.can_mint() {
+        tries.push((
+            format!(
+                "{DEMO_CUSTOMER}'s overview: every booking gets customer_action_links, \
+                 one signed link per action it allows ({{}} for none)"
+            ),
+            "",
+            format!("/v2/bookings?search=customer.email:{DEMO_CUSTOMER}&include=customer_action_links&signed_search={token}"),
+        ));
+    }
+    tries
+}
+
+/// A freshly signed `DEMO_ACTION` link for one of the demo customer's
+/// bookings, as a request target on scopegate (path and query; the host of
+/// `action_links.public_base_url` is left out). `None` when the configuration
+/// has no such action, or no route that takes the link with GET.
+fn action_link(config: &Config, booking_id: &str, now: u64) -> Option<String> {
+    let links = &config.auth.actions;
+    let action = links.get(DEMO_ACTION)?;
+    let path = links.link_path.render(booking_id, DEMO_ACTION);
+    let routed = match config.routes.lookup(None, &Method::GET, &path) {
+        Lookup::Found(route, _) => {
+            matches!(&route.auth, AuthPolicy::AnyOf(s) if s.contains(&Scheme::ActionLink))
+        }
+        _ => false,
+    };
+    if !routed || !action.methods.contains(&Method::GET) {
+        return None;
+    }
+    let link = Link {
+        app: DEMO_APP,
+        booking_id,
+        action,
+        subject: Some(("customer.email", DEMO_CUSTOMER)),
+        ttl: None,
+    };
+    let url = links.mint(&config.auth.apps, &link, now).ok()?;
+    let (_, query) = url.split_once('?')?;
+    Some(format!("{path}?{query}"))
+}
+
+/// Action-link lines: links minted at start, as the overview hands them out.
+fn action_link_tries(config: &Config, now: u64) -> Vec<(String, &'static str, String)> {
+    let Some(link) = action_link(config, DEMO_CONFIRMED, now) else {
+        return Vec::new();
+    };
+    let mut tries = vec![
+        (
+            format!("follow a cancel link for {DEMO_CUSTOMER}'s confirmed {DEMO_CONFIRMED}: the backend's answer, state cancelled"),
+            "-i ",
+            link.clone(),
+        ),
+        (
+            "the same link again: single use, 409 link_already_used, never forwarded".into(),
+            "-i ",
+            link,
+        ),
+    ];
+    // A used link answers 409 before its redirect counts, so the redirect
+    // lines take a fresh link, for a booking that can still be cancelled.
+    let Some(fresh) = action_link(config, DEMO_TENTATIVE, now) else {
+        return tries;
+    };
+    tries.push((
+        format!("a fresh cancel link for {DEMO_TENTATIVE} with a redirect outside redirect_origins: 400 redirect_not_allowed, the link stays unused"),
+        "-i ",
+        format!("{fresh}&redirect=https://evil.example/"),
+    ));
+    let action = config.auth.actions.get(DEMO_ACTION);
+    if let Some(origin) = action.and_then(|a| config.auth.actions.origins(a).first()) {
+        tries.push((
+            format!("the same link with an allowed redirect: 302 to it once the backend has cancelled {DEMO_TENTATIVE}"),
+            "-i ",
+            format!("{fresh}&redirect={}/v2/health", origin.ascii_serialization()),
+        ));
+    }
+    tries
 }
 
 fn plan(config: &Config) -> Vec<Planned> {
+    let now = unix_now();
     let fixed = TRIES
         .iter()
         .map(|&(what, flags, target)| (what.to_string(), flags, target.to_string()));
     fixed
-        .chain(signed_search_tries(config))
+        .chain(signed_search_tries(config, now))
+        .chain(action_link_tries(config, now))
         .map(|(what, flags, target)| {
             let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p);
             let verdict = match config.routes.lookup(None, &Method::GET, path) {
@@ -215,8 +309,8 @@ fn print_tries(
     }
     let backend = reachable(backend);
     println!("  # the backend itself, bypassing scopegate: it believes any X-Scope-* header");
-    println!("  curl -s -H 'X-Scope-App: forged' http://{backend}/v2/bookings/b-1002");
-    println!("  curl -s -X PUT http://{backend}/v2/bookings/b-1002/confirm\n");
+    println!("  curl -s -H 'X-Scope-App: forged' http://{backend}/v2/bookings/b-1006");
+    println!("  curl -s -X PUT http://{backend}/v2/bookings/b-1006/confirm\n");
     println!("Ctrl-C stops both.");
 }
 
@@ -233,4 +327,63 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(config: &Config) -> Vec<String> {
+        plan(config).into_iter().map(|(_, _, t, _)| t).collect()
+    }
+
+    #[test]
+    fn the_shipped_config_plans_the_customer_overview() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
+        let config = Config::load(path.as_ref()).expect("the shipped config loads");
+        let tries = plan(&config);
+        let find = |needle: &str| tries.iter().filter(|t| t.2.contains(needle)).count();
+        assert_eq!(find("&include=customer_action_links&signed_search="), 1);
+        // The cancel link of b-1001 twice (the second use is the 409), then
+        // one fresh link for b-1002 with a refused and an allowed redirect.
+        let cancel = "/v2/bookings/b-1001/external_action/cancel_by_customer?signature=";
+        let first = tries.iter().position(|t| t.2.starts_with(cancel)).unwrap();
+        assert_eq!(tries[first].2, tries[first + 1].2);
+        assert!(tries[first].3.starts_with("route action-links"));
+        let fresh = "/v2/bookings/b-1002/external_action/cancel_by_customer?signature=";
+        assert!(tries[first + 2].2.starts_with(fresh));
+        assert!(tries[first + 2]
+            .2
+            .ends_with("&redirect=https://evil.example/"));
+        assert!(tries[first + 3]
+            .2
+            .ends_with("&redirect=http://127.0.0.1:8080/v2/health"));
+        assert_eq!(find("&redirect="), 2);
+    }
+
+    #[test]
+    fn without_action_links_those_lines_are_left_out() {
+        let config = Config::from_toml(
+            r#"
+            [[upstream]]
+            name = "bookings"
+            url = "http://127.0.0.1:8081"
+            [[route]]
+            name = "bookings-list"
+            path = "/v2/bookings"
+            auth = ["signed-search"]
+            upstream = "bookings"
+            [[app]]
+            slug = "demo-app"
+            [[app.key]]
+            key = "not-a-secret"
+            "#,
+        )
+        .expect("a config without action links loads");
+        let targets = targets(&config);
+        assert!(targets.iter().any(|t| t.contains("signed_search=")));
+        assert!(!targets
+            .iter()
+            .any(|t| t.contains("include=") || t.contains("external_action")));
+    }
 }

@@ -405,6 +405,9 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         actions: timekit::compile_actions(&mut c, &raw.action_links, &raw.action),
     };
     timekit::check_routes(&mut c, &raw, &auth);
+    if let Some(routes) = &routes {
+        timekit::check_link_path(&mut c, routes, &auth);
+    }
 
     if raw.route.is_empty() {
         c.warnings
@@ -519,13 +522,14 @@ fn compile_upstreams(c: &mut Checker, raw: &[raw::RawUpstream]) -> Vec<Upstream>
     out
 }
 
-/// A credential toward the upstream, as the header to send. `app_key` is the
-/// app's current key when the credential belongs to an `[[app]]`.
+/// A credential toward the upstream, as the header to send. `app_key` is
+/// `Some` when the credential belongs to an `[[app]]`: that app's current key,
+/// or `None` when it could not be loaded (already reported).
 fn compile_credential(
     c: &mut Checker,
     cpath: &str,
     cred: &RawUpstreamCredential,
-    app_key: Option<&crate::secret::Secret>,
+    app_key: Option<Option<&crate::secret::Secret>>,
 ) -> Option<(HeaderName, HeaderValue)> {
     let basic = |username: &str, password: &[u8]| {
         let mut userpass = username.as_bytes().to_vec();
@@ -570,7 +574,8 @@ fn compile_credential(
             }
         }
         RawUpstreamCredential::AppKey {} => match app_key {
-            Some(key) => basic("", key.expose()),
+            Some(Some(key)) => basic("", key.expose()),
+            Some(None) => None,
             None => {
                 c.err(
                     format!("{cpath}.type"),

@@ -9,6 +9,8 @@ use super::{compile_credential, raw, rfc3339, Checker};
 use crate::{
     actions::{parse_origin, Action, ActionLinks, ListingSettings, PathTemplate},
     auth::{jwt::AppKey, AuthContext, ScopeValue},
+    auth::{AuthPolicy, Scheme},
+    routes::{Lookup, RouteTable},
 };
 
 pub(super) fn compile_apps(c: &mut Checker, raw: &[raw::RawApp]) -> crate::auth::Apps {
@@ -58,7 +60,7 @@ pub(super) fn compile_apps(c: &mut Checker, raw: &[raw::RawApp]) -> crate::auth:
                 c,
                 &format!("{path}.upstream_credential"),
                 cred,
-                keys.first().map(|k| &k.secret),
+                Some(keys.first().map(|k| &k.secret)),
             )
         });
         apps.0.insert(
@@ -224,6 +226,11 @@ pub(super) fn compile_actions(
         }
         None => defaults.listing.state_actions,
     };
+    if public_base.is_none() && !actions.is_empty() && links.public_base_url.is_none() {
+        c.warnings.push(
+            "action_links.public_base_url is not set: listings asking for customer_action_links get none".into(),
+        );
+    }
     let max_bytes = c.nonzero("action_links.max_listing_bytes", links.max_listing_bytes.0);
     ActionLinks {
         actions,
@@ -332,5 +339,33 @@ pub(super) fn check_routes(c: &mut Checker, raw: &raw::RawConfig, auth: &AuthCon
                 format!("{other:?} is not one of \"upstream\" or \"app\""),
             ),
         }
+    }
+}
+
+/// Minted links must land on an action-link route, or every one would 404.
+/// A warning only: a front proxy may map `public_base_url` elsewhere.
+pub(super) fn check_link_path(c: &mut Checker, routes: &RouteTable, auth: &AuthContext) {
+    let links = &auth.actions;
+    let Some(action) = links.actions.first() else {
+        return;
+    };
+    if links.public_base.is_none() {
+        return;
+    }
+    let path = links.link_path.render("booking-id", &action.name);
+    let served = action
+        .methods
+        .iter()
+        .all(|m| match routes.lookup(None, m, &path) {
+            Lookup::Found(route, _) => {
+                matches!(&route.auth, AuthPolicy::AnyOf(s) if s.contains(&Scheme::ActionLink))
+            }
+            _ => false,
+        });
+    if !served {
+        c.warnings.push(format!(
+            "action_links.link_path: minted links such as {path:?} match no action-link route accepting {:?}",
+            action.methods.iter().map(Method::as_str).collect::<Vec<_>>()
+        ));
     }
 }
