@@ -206,6 +206,7 @@ fn action_links(c: &mut Criterion) {
         app: "my-app-6165",
         subject: &subject,
         now: 1_800_000_000,
+        until: None,
     };
     c.bench_function("listing/enrich_20_bookings", |b| {
         b.iter(|| black_box(scopegate::listing::add_links(&body, &ctx).unwrap()))

@@ -88,6 +88,8 @@ pub struct ListingSettings {
     /// JSON pointer to the bookings array (or a single booking object).
     pub pointer: String,
     pub max_bytes: usize,
+    /// Larger listings pass through without links (each link costs an HMAC).
+    pub max_bookings: usize,
     /// Forward `include=customer_action_links` to the upstream too.
     pub forward_include: bool,
     pub id_field: String,
@@ -119,6 +121,7 @@ impl Default for ActionLinks {
             listing: ListingSettings {
                 pointer: "/data".into(),
                 max_bytes: 1024 * 1024,
+                max_bookings: 500,
                 forward_include: false,
                 id_field: "id".into(),
                 state_field: "state".into(),

@@ -29,6 +29,8 @@ pub enum GateError {
     RequestTimeout,
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// The upstream could not be reached in time: the request never left.
+    UpstreamConnectTimeout,
     UpstreamProtocol,
     /// The client's own request body failed mid-stream (disconnect, bad chunking).
     ClientBody,
@@ -49,7 +51,9 @@ impl GateError {
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            RequestTimeout | UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            RequestTimeout | UpstreamTimeout | UpstreamConnectTimeout => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             UpstreamUnavailable | UpstreamProtocol => StatusCode::BAD_GATEWAY,
         }
     }
@@ -72,7 +76,7 @@ impl GateError {
             AlreadyUsed => "link_already_used",
             StoreUnavailable => "store_unavailable",
             RequestTimeout => "request_timeout",
-            UpstreamTimeout => "upstream_timeout",
+            UpstreamTimeout | UpstreamConnectTimeout => "upstream_timeout",
             UpstreamUnavailable => "upstream_unavailable",
             UpstreamProtocol => "upstream_error",
         }
@@ -95,10 +99,19 @@ impl GateError {
             AlreadyUsed => "this link has already been used",
             StoreUnavailable => "the service is temporarily unavailable",
             RequestTimeout => "the request took too long",
-            UpstreamTimeout => "the upstream did not answer in time",
+            UpstreamTimeout | UpstreamConnectTimeout => "the upstream did not answer in time",
             UpstreamUnavailable => "the upstream is unavailable",
             UpstreamProtocol => "the upstream answered with an error",
         }
+    }
+
+    /// Whether the request certainly never reached the upstream (so nothing
+    /// it asked for can have happened).
+    pub fn undelivered(&self) -> bool {
+        matches!(
+            self,
+            GateError::UpstreamUnavailable | GateError::UpstreamConnectTimeout
+        )
     }
 
     /// A detail for the log (never for the client).

@@ -31,18 +31,21 @@ pub fn take_include(parts: &mut Parts, forward: bool) -> bool {
     let Some(query) = parts.uri.query() else {
         return false;
     };
+    // Any spelling a case-insensitive backend reads as `include`.
+    let is_include = |p: &q::Param<'_>| q::fold(&p.name) == "include";
+    let is_links = |v: &str| v.trim().eq_ignore_ascii_case(INCLUDE);
     let params = q::params(query);
     let asked = params
         .iter()
-        .any(|p| p.name == "include" && p.value.split(',').any(|v| v.trim() == INCLUDE));
+        .any(|p| is_include(p) && p.value.split(',').any(is_links));
     if !asked || forward {
         return asked;
     }
     let mut out = form_urlencoded::Serializer::new(String::new());
     let mut any = false;
     for p in &params {
-        if p.name == "include" {
-            let rest: Vec<&str> = p.value.split(',').filter(|v| v.trim() != INCLUDE).collect();
+        if is_include(p) {
+            let rest: Vec<&str> = p.value.split(',').filter(|v| !is_links(v)).collect();
             if rest.iter().all(|v| v.trim().is_empty()) {
                 continue;
             }
@@ -64,6 +67,8 @@ pub struct LinkContext<'a> {
     pub app: &'a str,
     pub subject: &'a Subject,
     pub now: u64,
+    /// The signed-search token's `exp`: no link outlives the token that listed it.
+    pub until: Option<u64>,
 }
 
 fn is_json(v: Option<&HeaderValue>) -> bool {
@@ -149,7 +154,20 @@ pub async fn enrich(
     };
     let out = match add_links(&whole, ctx) {
         Ok(json) => {
-            parts.headers.remove(header::ETAG);
+            // The body now holds credentials for one customer: not for a
+            // shared cache, and no longer the upstream's representation.
+            for h in [
+                header::ETAG,
+                header::EXPIRES,
+                header::LAST_MODIFIED,
+                header::AGE,
+            ] {
+                parts.headers.remove(h);
+            }
+            parts.headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
             Bytes::from(json)
         }
         Err(why) => {
@@ -171,6 +189,9 @@ pub fn add_links(body: &[u8], ctx: &LinkContext<'_>) -> Result<Vec<u8>, &'static
         .pointer_mut(&settings.pointer)
         .ok_or("bookings_pointer does not point into the listing")?;
     match target {
+        Value::Array(items) if items.len() > settings.max_bookings => {
+            return Err("more bookings than action_links.max_bookings");
+        }
         Value::Array(items) => {
             for item in items {
                 if let Value::Object(booking) = item {
@@ -222,7 +243,9 @@ fn add_to_booking(booking: &mut Map<String, Value>, ctx: &LinkContext<'_>) {
             booking_id: &id,
             action,
             subject: Some((&ctx.subject.field, &ctx.subject.claim)),
-            ttl: None,
+            ttl: ctx.until.map(|until| {
+                std::time::Duration::from_secs(until.saturating_sub(ctx.now)).min(action.ttl)
+            }),
         };
         match ctx.links.mint(ctx.apps, &link, ctx.now) {
             Ok(url) => {

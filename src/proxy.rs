@@ -243,8 +243,16 @@ async fn forward(
         }
         other => other,
     };
+    // The mark is released only when the action certainly did not happen:
+    // the request never left, or the upstream answered a status that means
+    // "not processed, try again" (408, 425, 429, 503). A timeout or another
+    // 5xx may come after the backend acted, so the mark stays.
     if let Some((key, _)) = once {
-        if sent.as_ref().map_or(true, |r| r.status().is_server_error()) {
+        let not_done = match &sent {
+            Err(e) => e.undelivered(),
+            Ok(r) => matches!(r.status().as_u16(), 408 | 425 | 429 | 503),
+        };
+        if not_done {
             store.release(&key).await;
         }
     }
@@ -255,10 +263,17 @@ async fn forward(
     *resp.version_mut() = parts.version;
     HeaderPolicy::strip_response(resp.headers_mut());
 
-    if let Some(to) = grant.and_then(|g| g.redirect.as_ref()) {
-        if resp.status().is_success() {
-            return Ok(redirect(to));
+    if let Some(g) = grant {
+        if let Some(to) = &g.redirect {
+            if resp.status().is_success() {
+                return Ok(redirect(to));
+            }
         }
+        // The link's URL holds its token: never hand it on as a referrer.
+        resp.headers_mut().insert(
+            http::HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("no-referrer"),
+        );
     }
     if wants_links {
         if let Some(c) = customer {
@@ -269,6 +284,7 @@ async fn forward(
                     app: &c.app_slug,
                     subject,
                     now,
+                    until: c.expires,
                 };
                 return crate::listing::enrich(resp, &ctx, request_deadline).await;
             }
@@ -287,6 +303,10 @@ fn redirect(to: &url::Url) -> Response<ResponseBody> {
         h.insert(header::LOCATION, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        http::HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     resp
 }

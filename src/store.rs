@@ -1,16 +1,36 @@
-//! The store behind single-use credentials (action links now; sessions and
-//! replay protection use it too once they exist).
+//! The store shared by the credentials that need state: single-use marks
+//! (action links, handshake replay protection) and sessions.
 //!
-//! Keys are SHA-256 digests computed by the caller, so no token is ever held
-//! in memory or sent to an external store in the clear. The embedded backend
-//! is a `moka` cache with a per-entry lifetime and **no** size-based eviction:
-//! a mark that is silently evicted would let a single-use link be replayed.
-//! Instead, when [`Store::max_entries`] is reached, new marks are refused
-//! (fail closed: the caller answers 503).
+//! Keys are SHA-256 digests computed by the caller ([`key`]), so no token is
+//! ever held in memory or sent to Redis in the clear.
+//!
+//! Two backends:
+//!
+//! - **memory** (default): `moka` caches in the process. Marks have a
+//!   per-entry lifetime and **no** size-based eviction (an evicted mark would
+//!   let a single-use link be replayed): past `max_marks` new marks are
+//!   refused and the caller answers 503. Sessions are bounded by
+//!   `max_sessions` (evicting one only logs a client out) and expire after
+//!   their idle time.
+//! - **redis**: shared by every replica. Marks are `SET NX PX`; a session is a
+//!   hash whose server-side TTL is its idle time, slid by each use in one Lua
+//!   script that also reads the business's revocation generation. The
+//!   connection is made lazily and re-made after failures; every operation
+//!   has a deadline. When Redis cannot answer, operations fail with
+//!   [`StoreError::Unavailable`] (the caller answers 503: fail closed) and
+//!   work again as soon as it is back.
+//!
+//! Time checks (idle, absolute cap) are made by the caller against its own
+//! clock from the record's fields; the backends' own expiry only collects
+//! garbage.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
-use moka::{sync::Cache, Expiry};
+use moka::{ops::compute::Op, sync::Cache, Expiry};
 
 /// A store key: the SHA-256 of a domain-separated credential identifier.
 pub type Key = [u8; 32];
@@ -28,14 +48,67 @@ pub fn key(domain: &str, parts: &[&[u8]]) -> Key {
     h.finalize().into()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The store holds as many live marks as it may; nothing new is accepted.
-    #[error("store is full")]
-    Full,
+fn hex(k: &Key) -> String {
+    k.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Each entry lives for the duration stored as its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The embedded store holds as many live marks as it may.
+    #[error("store is full")]
+    Full,
+    /// The shared store did not answer in time or answered with an error.
+    #[error("store unavailable")]
+    Unavailable,
+}
+
+/// One session, as stored. Times are unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub business: String,
+    pub created_ms: u64,
+    /// The absolute cap: never slides.
+    pub expires_ms: u64,
+    /// The previous use (before the one that read this record).
+    pub last_used_ms: u64,
+    /// The business's revocation generation when the session was issued.
+    pub generation: u64,
+    /// How long the session survives without use.
+    pub idle: Duration,
+}
+
+/// A session as a use finds it: the record and the business's current
+/// generation (the session is revoked when they differ).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub record: SessionRecord,
+    pub generation: u64,
+}
+
+/// How the store is built (from `[store]`).
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    Memory {
+        max_marks: u64,
+        max_sessions: u64,
+    },
+    Redis {
+        url: String,
+        key_prefix: String,
+        timeout: Duration,
+    },
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings::Memory {
+            max_marks: 1_000_000,
+            max_sessions: 1_000_000,
+        }
+    }
+}
+
+/// Entries live for the duration their value says.
 struct PerEntry;
 
 impl Expiry<Key, Duration> for PerEntry {
@@ -44,61 +117,363 @@ impl Expiry<Key, Duration> for PerEntry {
     }
 }
 
-/// Marks with a lifetime, shared by every connection of a process.
-pub struct Store {
+impl Expiry<Key, SessionRecord> for PerEntry {
+    fn expire_after_create(&self, _: &Key, r: &SessionRecord, _: Instant) -> Option<Duration> {
+        Some(r.idle)
+    }
+    fn expire_after_update(
+        &self,
+        _: &Key,
+        r: &SessionRecord,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(r.idle)
+    }
+}
+
+struct Memory {
     marks: Cache<Key, Duration>,
-    max_entries: u64,
+    max_marks: u64,
+    sessions: Cache<Key, SessionRecord>,
+    generations: Mutex<HashMap<String, u64>>,
+}
+
+struct Redis {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+enum Backend {
+    Memory(Memory),
+    Redis(Redis),
+}
+
+/// The store, shared by every connection of a process.
+pub struct Store {
+    backend: Backend,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("backend", &"memory")
-            .field("max_entries", &self.max_entries)
-            .finish()
+        f.write_str(match self.backend {
+            Backend::Memory(_) => "Store(memory)",
+            Backend::Redis(_) => "Store(redis)",
+        })
     }
 }
 
 impl Default for Store {
     fn default() -> Self {
-        Self::memory(1_000_000)
+        Self::memory(1_000_000, 1_000_000)
     }
 }
 
+/// Slides a session and reads it with its business's generation, atomically.
+/// KEYS[1] the session; ARGV: now ms, idle ms, generation key prefix.
+const TOUCH: &str = r"
+local v = redis.call('HMGET', KEYS[1], 'b', 'c', 'e', 'l', 'g', 'i')
+if not v[1] then return false end
+redis.call('HSET', KEYS[1], 'l', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], v[6])
+local g = redis.call('GET', ARGV[2] .. v[1])
+v[7] = g or '0'
+return v
+";
+
 impl Store {
-    /// The embedded store, holding at most `max_entries` live marks.
-    pub fn memory(max_entries: u64) -> Self {
+    /// The embedded store.
+    pub fn memory(max_marks: u64, max_sessions: u64) -> Self {
         Self {
-            marks: Cache::builder().expire_after(PerEntry).build(),
-            max_entries,
+            backend: Backend::Memory(Memory {
+                marks: Cache::builder().expire_after(PerEntry).build(),
+                max_marks,
+                sessions: Cache::builder()
+                    .max_capacity(max_sessions)
+                    .expire_after(PerEntry)
+                    .build(),
+                generations: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
-    pub fn max_entries(&self) -> u64 {
-        self.max_entries
+    /// Builds the configured store. A Redis store connects lazily: it can be
+    /// created while Redis is down.
+    pub fn new(settings: &StoreSettings) -> Result<Self, String> {
+        match settings {
+            StoreSettings::Memory {
+                max_marks,
+                max_sessions,
+            } => Ok(Self::memory(*max_marks, *max_sessions)),
+            StoreSettings::Redis {
+                url,
+                key_prefix,
+                timeout,
+            } => {
+                let client = redis::Client::open(url.as_str())
+                    .map_err(|e| format!("invalid Redis URL: {:?}", e.kind()))?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(*timeout))
+                    .set_response_timeout(Some(*timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(1));
+                let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+                    .map_err(|e| format!("cannot set up the Redis connection: {:?}", e.kind()))?;
+                Ok(Self {
+                    backend: Backend::Redis(Redis {
+                        conn,
+                        prefix: key_prefix.clone(),
+                        timeout: *timeout,
+                    }),
+                })
+            }
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
     }
 
     /// Records `key` for `ttl`. `Ok(true)` when this call recorded it,
     /// `Ok(false)` when a live mark already existed (a replay). Concurrent
     /// claims of one key: exactly one gets `true`.
     pub async fn claim_once(&self, key: Key, ttl: Duration) -> Result<bool, StoreError> {
-        if self.marks.contains_key(&key) {
-            return Ok(false);
-        }
-        if self.marks.entry_count() >= self.max_entries {
-            // The count is eventually consistent; settle it before refusing.
-            self.marks.run_pending_tasks();
-            if self.marks.entry_count() >= self.max_entries {
-                return Err(StoreError::Full);
+        match &self.backend {
+            Backend::Memory(m) => {
+                if m.marks.contains_key(&key) {
+                    return Ok(false);
+                }
+                if m.marks.entry_count() >= m.max_marks {
+                    // The count is eventually consistent; settle it before refusing.
+                    m.marks.run_pending_tasks();
+                    if m.marks.entry_count() >= m.max_marks {
+                        return Err(StoreError::Full);
+                    }
+                }
+                Ok(m.marks.entry(key).or_insert_with(|| ttl).is_fresh())
+            }
+            Backend::Redis(r) => {
+                let ms = ttl.as_millis().max(1) as u64;
+                let set: Option<String> = r
+                    .run(
+                        redis::cmd("SET")
+                            .arg(r.mark(&key))
+                            .arg(1)
+                            .arg("NX")
+                            .arg("PX")
+                            .arg(ms),
+                    )
+                    .await?;
+                Ok(set.is_some())
             }
         }
-        let entry = self.marks.entry(key).or_insert_with(|| ttl);
-        Ok(entry.is_fresh())
     }
 
-    /// Forgets a mark (the action it guarded did not happen).
+    /// Forgets a mark (the action it guarded did not happen). Best effort.
     pub async fn release(&self, key: &Key) {
-        self.marks.invalidate(key);
+        match &self.backend {
+            Backend::Memory(m) => m.marks.invalidate(key),
+            Backend::Redis(r) => {
+                let _: Result<i64, _> = r.run(redis::cmd("DEL").arg(r.mark(key))).await;
+            }
+        }
+    }
+
+    /// Stores a new session.
+    pub async fn session_put(&self, key: &Key, rec: &SessionRecord) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => {
+                m.sessions.insert(*key, rec.clone());
+                Ok(())
+            }
+            Backend::Redis(r) => {
+                let k = r.session(key);
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .cmd("HSET")
+                    .arg(&k)
+                    .arg("b")
+                    .arg(&rec.business)
+                    .arg("c")
+                    .arg(rec.created_ms)
+                    .arg("e")
+                    .arg(rec.expires_ms)
+                    .arg("l")
+                    .arg(rec.last_used_ms)
+                    .arg("g")
+                    .arg(rec.generation)
+                    .arg("i")
+                    .arg(rec.idle.as_millis() as u64)
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(&k)
+                    .arg(rec.idle.as_millis().max(1) as u64)
+                    .ignore();
+                r.run_pipe(&pipe).await
+            }
+        }
+    }
+
+    /// Reads a session and records this use at `now_ms` (sliding its idle
+    /// expiry). `None`: unknown or collected. The caller decides, from the
+    /// returned record (its previous use) and generation, whether it is live.
+    pub async fn session_touch(&self, key: &Key, now_ms: u64) -> Result<Option<Found>, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => {
+                let mut before = None;
+                m.sessions.entry(*key).and_compute_with(|e| match e {
+                    Some(e) => {
+                        let old = e.into_value();
+                        let mut new = old.clone();
+                        new.last_used_ms = new.last_used_ms.max(now_ms);
+                        before = Some(old);
+                        Op::Put(new)
+                    }
+                    None => Op::Nop,
+                });
+                Ok(before.map(|record| {
+                    let generation = m.generation(&record.business);
+                    Found { record, generation }
+                }))
+            }
+            Backend::Redis(r) => {
+                let script = redis::Script::new(TOUCH);
+                let mut inv = script.key(r.session(key));
+                inv.arg(now_ms).arg(format!("{}g:", r.prefix));
+                let mut conn = r.conn.clone();
+                let v: Option<Vec<Option<String>>> =
+                    tokio::time::timeout(r.timeout, inv.invoke_async(&mut conn))
+                        .await
+                        .map_err(|_| StoreError::Unavailable)?
+                        .map_err(|e| r.failed(e))?;
+                let Some(v) = v else { return Ok(None) };
+                let field = |i: usize| v.get(i).cloned().flatten();
+                let num = |i: usize| field(i).and_then(|s| s.parse::<u64>().ok());
+                let (Some(business), Some(c), Some(e), Some(l), Some(g), Some(i), Some(gen)) =
+                    (field(0), num(1), num(2), num(3), num(4), num(5), num(6))
+                else {
+                    // A record this version did not write: treat as absent.
+                    return Ok(None);
+                };
+                Ok(Some(Found {
+                    record: SessionRecord {
+                        business,
+                        created_ms: c,
+                        expires_ms: e,
+                        last_used_ms: l,
+                        generation: g,
+                        idle: Duration::from_millis(i),
+                    },
+                    generation: gen,
+                }))
+            }
+        }
+    }
+
+    /// Ends a session.
+    pub async fn session_delete(&self, key: &Key) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => {
+                m.sessions.invalidate(key);
+                Ok(())
+            }
+            Backend::Redis(r) => {
+                let _: i64 = r.run(redis::cmd("DEL").arg(r.session(key))).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The business's current revocation generation.
+    pub async fn generation(&self, business: &str) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.generation(business)),
+            Backend::Redis(r) => {
+                let g: Option<u64> = r.run(redis::cmd("GET").arg(r.gen(business))).await?;
+                Ok(g.unwrap_or(0))
+            }
+        }
+    }
+
+    /// Revokes every session of a business issued so far.
+    pub async fn revoke_business(&self, business: &str) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => {
+                let mut g = m
+                    .generations
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let n = g.entry(business.to_string()).or_insert(0);
+                *n += 1;
+                Ok(*n)
+            }
+            Backend::Redis(r) => r.run(redis::cmd("INCR").arg(r.gen(business))).await,
+        }
+    }
+
+    /// Whether the store answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(()),
+            Backend::Redis(r) => {
+                let _: String = r.run(&redis::cmd("PING")).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Memory {
+    fn generation(&self, business: &str) -> u64 {
+        self.generations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(business)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Redis {
+    fn mark(&self, k: &Key) -> String {
+        format!("{}m:{}", self.prefix, hex(k))
+    }
+    fn session(&self, k: &Key) -> String {
+        format!("{}s:{}", self.prefix, hex(k))
+    }
+    fn gen(&self, business: &str) -> String {
+        format!("{}g:{business}", self.prefix)
+    }
+
+    fn failed(&self, e: redis::RedisError) -> StoreError {
+        // The error kind only: a Redis error can echo arguments (keys).
+        tracing::error!(kind = ?e.kind(), "the shared store (Redis) failed; answering 503");
+        StoreError::Unavailable
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.failed(e)),
+            Err(_) => {
+                tracing::error!("the shared store (Redis) did not answer in time; answering 503");
+                Err(StoreError::Unavailable)
+            }
+        }
+    }
+
+    async fn run_pipe(&self, pipe: &redis::Pipeline) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.failed(e)),
+            Err(_) => {
+                tracing::error!("the shared store (Redis) did not answer in time; answering 503");
+                Err(StoreError::Unavailable)
+            }
+        }
     }
 }
 
@@ -108,7 +483,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_mark_is_claimed_once_until_it_expires() {
-        let s = Store::memory(10);
+        let s = Store::memory(10, 10);
         let k = key("t", &[b"a"]);
         assert_eq!(s.claim_once(k, Duration::from_millis(200)).await, Ok(true));
         assert_eq!(s.claim_once(k, Duration::from_millis(200)).await, Ok(false));
@@ -120,7 +495,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_store_refuses_rather_than_forgets() {
-        let s = Store::memory(3);
+        let s = Store::memory(3, 10);
         for i in 0u8..3 {
             assert_eq!(
                 s.claim_once(key("t", &[&[i]]), Duration::from_secs(60))
@@ -128,7 +503,9 @@ mod tests {
                 Ok(true)
             );
         }
-        s.marks.run_pending_tasks();
+        if let Backend::Memory(m) = &s.backend {
+            m.marks.run_pending_tasks();
+        }
         assert_eq!(
             s.claim_once(key("t", &[b"x"]), Duration::from_secs(60))
                 .await,
@@ -150,7 +527,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_claims_of_one_key_have_one_winner() {
-        let s = std::sync::Arc::new(Store::memory(100));
+        let s = std::sync::Arc::new(Store::memory(100, 10));
         let k = key("t", &[b"race"]);
         let tasks: Vec<_> = (0..16)
             .map(|_| {
@@ -165,5 +542,36 @@ mod tests {
             }
         }
         assert_eq!(wins, 1);
+    }
+
+    fn record(business: &str, now: u64) -> SessionRecord {
+        SessionRecord {
+            business: business.into(),
+            created_ms: now,
+            expires_ms: now + 1000,
+            last_used_ms: now,
+            generation: 0,
+            idle: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_is_touched_deleted_and_revoked_in_memory() {
+        let s = Store::memory(10, 10);
+        let k = key("s", &[b"tok"]);
+        assert_eq!(s.session_touch(&k, 5).await, Ok(None));
+        s.session_put(&k, &record("biz", 1)).await.unwrap();
+        let found = s.session_touch(&k, 7).await.unwrap().unwrap();
+        assert_eq!(found.record.last_used_ms, 1, "the previous use");
+        assert_eq!(found.generation, 0);
+        let found = s.session_touch(&k, 9).await.unwrap().unwrap();
+        assert_eq!(found.record.last_used_ms, 7);
+        assert_eq!(s.revoke_business("biz").await, Ok(1));
+        assert_eq!(
+            s.session_touch(&k, 10).await.unwrap().unwrap().generation,
+            1
+        );
+        s.session_delete(&k).await.unwrap();
+        assert_eq!(s.session_touch(&k, 11).await, Ok(None));
     }
 }

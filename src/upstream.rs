@@ -157,7 +157,11 @@ fn classify(e: &hyper_util::client::legacy::Error) -> GateError {
         }
         if let Some(io) = s.downcast_ref::<io::Error>() {
             if io.kind() == io::ErrorKind::TimedOut {
-                return GateError::UpstreamTimeout;
+                return if e.is_connect() {
+                    GateError::UpstreamConnectTimeout
+                } else {
+                    GateError::UpstreamTimeout
+                };
             }
         }
         source = s.source();

@@ -63,6 +63,7 @@ upstream = "backend"
 public_base_url = "{BASE}"
 redirect_origins = ["https://shop.example.com"]
 max_listing_bytes = "4KiB"
+max_bookings = 10
 
 [[action]]
 name = "cancel_by_customer"
@@ -79,6 +80,10 @@ upstream = "PUT /v2/bookings/{{id}}/reschedule_by_customer"
 name = "confirm"
 upstream = "PUT /v2/bookings/{{id}}/confirm"
 require_exp = true
+
+[[action]]
+name = "decline"
+upstream = "PUT /v2/bookings/{{id}}/decline"
 "#
     )
 }
@@ -185,11 +190,8 @@ async fn a_followed_link_becomes_the_configured_upstream_call() {
 async fn a_vendor_minted_link_without_app_slug_finds_its_app() {
     let s = setup().await;
     // Exactly the vendor's payload: booking_id and action only, no exp.
-    let t = token(
-        json!({"booking_id": "b-9", "action": "cancel_by_customer"}),
-        OTHER_KEY,
-    );
-    let reply = get(&s.gate.url(&at("b-9", "cancel_by_customer", &t))).await;
+    let t = token(json!({"booking_id": "b-9", "action": "decline"}), OTHER_KEY);
+    let reply = get(&s.gate.url(&at("b-9", "decline", &t))).await;
     assert_eq!(reply.status, 200);
     let rec = s.up.single();
     assert_eq!(rec.one("x-scope-app").unwrap(), "other");
@@ -210,14 +212,27 @@ async fn a_single_use_link_answers_409_the_second_time() {
     assert_eq!(again.error_code(), "link_already_used");
     assert_eq!(s.up.count(), 1);
 
-    // A vendor token without jti is single use by its hash.
+    // A token without jti is single use by its hash.
     let t = token(
-        json!({"booking_id": "b-2", "action": "cancel_by_customer"}),
+        json!({"booking_id": "b-2", "action": "cancel_by_customer", "iat": now()}),
         KEY,
     );
     let target = at("b-2", "cancel_by_customer", &t);
     assert_eq!(get(&s.gate.url(&target)).await.status, 200);
     assert_eq!(get(&s.gate.url(&target)).await.status, 409);
+    assert_eq!(s.up.count(), 2);
+
+    // A single-use link must end: without exp its end is iat + ttl, and one
+    // with neither (the vendor's own) is refused, or its mark could be
+    // forgotten before it and the link replayed.
+    for claims in [
+        json!({"booking_id": "b-4", "action": "cancel_by_customer"}),
+        json!({"booking_id": "b-4", "action": "cancel_by_customer", "iat": now() - 3700}),
+    ] {
+        let t = token(claims.clone(), KEY);
+        let reply = get(&s.gate.url(&at("b-4", "cancel_by_customer", &t))).await;
+        assert_eq!(reply.status, 401, "{claims}");
+    }
     assert_eq!(s.up.count(), 2);
 
     // Links that are not single use can be followed again.
@@ -483,7 +498,7 @@ async fn redirects_go_only_to_allowed_or_signed_targets() {
     // only that one.
     let signed = token(
         json!({"app_slug": "shop", "booking_id": "b-5", "action": "cancel_by_customer",
-               "redirect": "https://partner.example/thanks"}),
+               "exp": now() + 60, "redirect": "https://partner.example/thanks"}),
         KEY,
     );
     let reply = get(&s.gate.url(&at("b-5", "cancel_by_customer", &signed))).await;
@@ -491,7 +506,7 @@ async fn redirects_go_only_to_allowed_or_signed_targets() {
     assert_eq!(reply.headers["location"], "https://partner.example/thanks");
     let signed2 = token(
         json!({"app_slug": "shop", "booking_id": "b-6", "action": "cancel_by_customer",
-               "redirect": "https://partner.example/thanks"}),
+               "exp": now() + 60, "redirect": "https://partner.example/thanks"}),
         KEY,
     );
     let other = format!(
@@ -614,7 +629,7 @@ async fn a_listing_gets_a_signed_link_per_allowed_action_and_each_link_works() {
     let l0 = links(0);
     assert_eq!(
         l0.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["cancel_by_customer", "confirm"]
+        ["cancel_by_customer", "confirm", "decline"]
     );
     // No possible_actions: the state table (default: confirmed → cancel, reschedule).
     let l1 = links(1);
@@ -717,6 +732,13 @@ async fn listings_scopegate_cannot_rewrite_pass_through_untouched() {
         ),
         ("other shape", Canned::json(200, &json!({"data": "none"}))),
         ("no pointer", Canned::json(200, &json!({"bookings": []}))),
+        (
+            "more bookings than max_bookings",
+            Canned::json(
+                200,
+                &json!({"data": (0..11).map(|i| json!({"id": format!("b-{i}"), "state": "confirmed"})).collect::<Vec<_>>()}),
+            ),
+        ),
     ];
     for (what, answer) in cases {
         let s = setup_with(Behavior::canned(vec![answer.clone()])).await;

@@ -74,6 +74,11 @@ pub fn verify(
     if !action.methods.contains(&parts.method) {
         return Err(AuthError::Method(action.methods.clone()));
     }
+    // A link a browser follows has no body; a crafted one must not smuggle
+    // fields into the upstream call.
+    if route.has_body && matches!(parts.method, http::Method::GET | http::Method::HEAD) {
+        return Err(AuthError::BadQuery(q::QueryError::Body));
+    }
     let (token, redirect) =
         extract(parts.uri.query().unwrap_or("")).map_err(AuthError::BadQuery)?;
     let token = token.ok_or_else(|| reject("no signature"))?;
@@ -132,24 +137,31 @@ pub fn verify(
         return Err(AuthError::Redirect);
     }
 
-    let once = action.single_use.then(|| {
+    // A single-use link must expire, or its mark could be forgotten before it
+    // and the link replayed: its end is `exp`, else `iat` + the action's ttl.
+    let once = if action.single_use {
+        let number = |n: &str| v.claims.get(n).and_then(Value::as_f64);
+        let end = match (number("exp"), number("iat")) {
+            (Some(exp), _) => exp,
+            (None, Some(iat)) => iat + action.ttl.as_secs_f64(),
+            (None, None) => return Err(reject("single-use link without exp or iat")),
+        };
+        let left = end + ctx.leeway as f64 - now as f64;
+        if left <= 0.0 {
+            return Err(reject("single-use link past iat + ttl"));
+        }
         let id = match v.claims.get("jti") {
             Some(Value::String(j)) => j.as_bytes(),
             _ => token.as_bytes(),
         };
-        let ttl = match v.claims.get("exp").and_then(Value::as_f64) {
-            // Until the token could no longer be used anyway.
-            Some(exp) => {
-                let left = exp + ctx.leeway as f64 - now as f64;
-                std::time::Duration::from_secs(left.clamp(1.0, 10.0 * 365.0 * 86_400.0) as u64)
-            }
-            None => action.ttl,
-        };
-        (
+        Some((
             crate::store::key("action-link", &[v.app_slug.as_bytes(), id]),
-            ttl,
-        )
-    });
+            // Kept until the token could no longer be used anyway.
+            std::time::Duration::from_secs(left.clamp(1.0, 10.0 * 365.0 * 86_400.0).ceil() as u64),
+        ))
+    } else {
+        None
+    };
 
     let app = ScopeValue::new(&v.app_slug).map_err(|_| reject("app slug not sendable"))?;
     let grant = ActionGrant {
@@ -167,5 +179,10 @@ pub fn verify(
         app,
         subject,
         action: Some(Box::new(grant)),
+        expires: v
+            .claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .map(|e| e.max(0.0) as u64),
     })))
 }

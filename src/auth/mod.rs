@@ -181,18 +181,40 @@ pub(crate) fn set_query(parts: &mut Parts, query: Option<&str>) {
 /// request (`signature` is the action-link token).
 const CREDENTIAL_PARAMS: &[&str] = &["signed_search", "signature", "action_token"];
 
+/// Whether a raw `&`-separated parameter carries a credential in a spelling
+/// some backend reads as one: any `;`-separated piece whose name, decoded
+/// and folded (see [`search_query::fold`]), whole or cut at `[`
+/// (`signature[x]`, `signed_search[]`), is a credential parameter.
+fn carries_credential(raw: &str) -> bool {
+    raw.split(';').any(|piece| {
+        form_urlencoded::parse(piece.as_bytes())
+            .next()
+            .is_some_and(|(name, _)| {
+                // Both readings: `signed[search` (PHP folds a lone `[` to `_`)
+                // and `signature[x]` (an array named `signature`).
+                let base = name.split('[').next().unwrap_or("");
+                [&*name, base]
+                    .iter()
+                    .any(|n| CREDENTIAL_PARAMS.contains(&search_query::fold(n).as_str()))
+            })
+    })
+}
+
 /// Removes credential parameters a route did not consume (public routes, or a
 /// scheme other than the one the parameter belongs to), in every spelling a
-/// lenient backend would read as the credential (see [`search_query::fold`]).
+/// lenient backend would read as the credential. Other bytes are untouched.
 pub fn strip_credentials(parts: &mut Parts) {
     let Some(query) = parts.uri.query() else {
         return;
     };
-    if search_query::params(query)
-        .iter()
-        .any(|p| CREDENTIAL_PARAMS.contains(&search_query::fold(&p.name).as_str()))
-    {
-        let rest = search_query::without(query, CREDENTIAL_PARAMS);
+    let all = search_query::params(query);
+    if all.iter().any(|p| carries_credential(p.raw)) {
+        let kept: Vec<&str> = all
+            .iter()
+            .filter(|p| !carries_credential(p.raw))
+            .map(|p| p.raw)
+            .collect();
+        let rest = (!kept.is_empty()).then(|| kept.join("&"));
         set_query(parts, rest.as_deref());
     }
 }

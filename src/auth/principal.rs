@@ -99,6 +99,8 @@ pub struct Customer {
     pub subject: Option<Subject>,
     /// Action links only.
     pub action: Option<Box<ActionGrant>>,
+    /// The token's `exp` (unix seconds), when it has one.
+    pub expires: Option<u64>,
 }
 
 /// Who a request proved to be. Each scheme adds its variant with the fields the

@@ -39,7 +39,7 @@ pub enum QueryError {
     ControlChar,
     #[error("'%' or control character in a search value")]
     BadSearchValue,
-    #[error("signed search takes no request body")]
+    #[error("this credential takes no request body")]
     Body,
     #[error("signed search is for GET and HEAD only")]
     Method,

@@ -83,5 +83,10 @@ pub fn verify(
         app,
         subject: Some(subject),
         action: None,
+        expires: v
+            .claims
+            .get("exp")
+            .and_then(serde_json::Value::as_f64)
+            .map(|e| e.max(0.0) as u64),
     })))
 }

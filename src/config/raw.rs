@@ -81,6 +81,8 @@ pub struct RawActionLinks {
     /// JSON pointer to the bookings in a listing response.
     pub bookings_pointer: String,
     pub max_listing_bytes: HumanSize,
+    /// Listings with more bookings pass through without links.
+    pub max_bookings: usize,
     /// Also send `include=customer_action_links` to the upstream.
     pub forward_include: bool,
     pub id_field: String,
@@ -98,6 +100,7 @@ impl Default for RawActionLinks {
             redirect_origins: Vec::new(),
             bookings_pointer: "/data".into(),
             max_listing_bytes: HumanSize(1024 * 1024),
+            max_bookings: 500,
             forward_include: false,
             id_field: "id".into(),
             state_field: "state".into(),

@@ -240,6 +240,7 @@ pub(super) fn compile_actions(
         listing: ListingSettings {
             pointer: links.bookings_pointer.clone(),
             max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+            max_bookings: c.nonzero("action_links.max_bookings", links.max_bookings),
             forward_include: links.forward_include,
             id_field: links.id_field.clone(),
             state_field: links.state_field.clone(),
