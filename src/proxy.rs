@@ -39,11 +39,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(config: Arc<Config>) -> Self {
-        Self {
-            config,
-            store: Arc::new(Store::default()),
-        }
+    pub fn new(config: Arc<Config>, store: Arc<Store>) -> Self {
+        Self { config, store }
     }
 
     pub fn config(&self) -> &Arc<Config> {

@@ -21,6 +21,8 @@ use std::{
 };
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
+
+use crate::store::Store;
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -57,6 +59,7 @@ enum Phase {
 /// Binds the listeners of `config` and starts serving.
 pub async fn start(config: Config) -> std::io::Result<Running> {
     let config = Arc::new(config);
+    let store = Arc::new(Store::new(&config.store).map_err(std::io::Error::other)?);
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let admin = match config.admin {
@@ -67,7 +70,12 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
     let (stop, stop_rx) = watch::channel(Phase::Serving);
     let ready = Arc::new(AtomicBool::new(true));
 
-    let proxy_task = tokio::spawn(accept_loop(listener, Arc::clone(&config), stop_rx.clone()));
+    let proxy_task = tokio::spawn(accept_loop(
+        listener,
+        Arc::clone(&config),
+        store,
+        stop_rx.clone(),
+    ));
     let admin_task = admin.map(|a| tokio::spawn(admin_loop(a, Arc::clone(&ready), stop_rx)));
     tracing::info!(%addr, admin = ?admin_addr, routes = config.routes.routes().len(), "scopegate listening");
     Ok(Running {
@@ -171,11 +179,16 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     b
 }
 
-async fn accept_loop(listener: TcpListener, config: Arc<Config>, mut stop: watch::Receiver<Phase>) {
+async fn accept_loop(
+    listener: TcpListener,
+    config: Arc<Config>,
+    store: Arc<Store>,
+    mut stop: watch::Receiver<Phase>,
+) {
     let cap = config.limits.max_connections;
     let permits = Arc::new(Semaphore::new(cap));
     let builder = Arc::new(http_builder(&config));
-    let proxy = Arc::new(Proxy::new(Arc::clone(&config)));
+    let proxy = Arc::new(Proxy::new(Arc::clone(&config), store));
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => p.expect("semaphore is never closed"),

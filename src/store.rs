@@ -86,7 +86,7 @@ pub struct Found {
 }
 
 /// How the store is built (from `[store]`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum StoreSettings {
     Memory {
         max_marks: u64,
@@ -97,6 +97,31 @@ pub enum StoreSettings {
         key_prefix: String,
         timeout: Duration,
     },
+}
+
+impl std::fmt::Debug for StoreSettings {
+    /// Never prints the Redis URL: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSettings::Memory {
+                max_marks,
+                max_sessions,
+            } => f
+                .debug_struct("Memory")
+                .field("max_marks", max_marks)
+                .field("max_sessions", max_sessions)
+                .finish(),
+            StoreSettings::Redis {
+                key_prefix,
+                timeout,
+                ..
+            } => f
+                .debug_struct("Redis")
+                .field("key_prefix", key_prefix)
+                .field("timeout", timeout)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 impl Default for StoreSettings {

@@ -116,6 +116,7 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     pub routes: RouteTable,
     pub auth: AuthContext,
+    pub store: crate::store::StoreSettings,
     /// Accepted but discouraged settings (inline secrets, an empty route table).
     pub warnings: Vec<String>,
 }
@@ -205,10 +206,11 @@ fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
                 raw.action_links = one(value, key, &mut problems).unwrap_or_default()
             }
             "action" => raw.action = many(value, key, &mut problems),
+            "store" => raw.store = one(value, key, &mut problems).unwrap_or_default(),
             _ => problems.push(Problem {
                 path: key.clone(),
                 message:
-                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links or action)"
+                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links, action or store)"
                         .into(),
             }),
         }
@@ -408,6 +410,14 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
     if let Some(routes) = &routes {
         timekit::check_link_path(&mut c, routes, &auth);
     }
+    let store = compile_store(&mut c, &raw.store);
+    if matches!(store, crate::store::StoreSettings::Memory { .. })
+        && auth.actions.actions.iter().any(|a| a.single_use)
+    {
+        c.warnings.push(
+            "store.backend = \"memory\": single-use marks are per process; a restart or another replica accepts a used link again (use \"redis\" with several replicas)".into(),
+        );
+    }
 
     if raw.route.is_empty() {
         c.warnings
@@ -435,8 +445,54 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         upstreams,
         routes,
         auth,
+        store,
         warnings: c.warnings,
     })
+}
+
+fn compile_store(c: &mut Checker, s: &raw::RawStore) -> crate::store::StoreSettings {
+    use crate::store::StoreSettings;
+    let timeout = c.nonzero("store.timeout", s.timeout.0);
+    match s.backend.as_str() {
+        "memory" => {
+            if s.url.is_some() || s.url_env.is_some() || s.url_file.is_some() {
+                c.err("store", "a URL only applies to backend = \"redis\"");
+            }
+            StoreSettings::Memory {
+                max_marks: c.nonzero("store.max_marks", s.max_marks),
+                max_sessions: c.nonzero("store.max_sessions", s.max_sessions),
+            }
+        }
+        "redis" => {
+            let url = c
+                .secret("store", "url", &s.url, &s.url_env, &s.url_file)
+                .and_then(|u| {
+                    let u = String::from_utf8(u.expose().to_vec()).ok()?;
+                    let u = u.trim().to_string();
+                    match redis::Client::open(u.as_str()) {
+                        Ok(_) => Some(u),
+                        Err(_) => {
+                            // The URL may hold a password: never echo it.
+                            c.err("store.url", "not a valid Redis URL (redis://host:port/db)");
+                            None
+                        }
+                    }
+                })
+                .unwrap_or_default();
+            StoreSettings::Redis {
+                url,
+                key_prefix: s.key_prefix.clone(),
+                timeout,
+            }
+        }
+        other => {
+            c.err(
+                "store.backend",
+                format!("unknown backend {other:?} (expected \"memory\" or \"redis\")"),
+            );
+            StoreSettings::default()
+        }
+    }
 }
 
 fn compile_headers(c: &mut Checker, p: &raw::RawProxy) -> Option<HeaderPolicy> {

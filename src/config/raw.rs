@@ -25,6 +25,41 @@ pub struct RawConfig {
     pub signed_search: RawSignedSearch,
     pub action_links: RawActionLinks,
     pub action: Vec<RawAction>,
+    pub store: RawStore,
+}
+
+/// Where single-use marks (and sessions) live.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStore {
+    /// `memory` (one process) or `redis` (shared by every replica).
+    pub backend: String,
+    /// Redis URL (`redis://host:port/db`), usually from `url_env`.
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub url_file: Option<PathBuf>,
+    pub key_prefix: String,
+    /// Deadline of one Redis operation; past it the request gets 503.
+    pub timeout: HumanDuration,
+    /// Memory: live single-use marks; past it new marks are refused (503).
+    pub max_marks: u64,
+    /// Memory: sessions kept; past it the least recently used are dropped.
+    pub max_sessions: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            backend: "memory".into(),
+            url: None,
+            url_env: None,
+            url_file: None,
+            key_prefix: "scopegate:".into(),
+            timeout: HumanDuration(std::time::Duration::from_millis(500)),
+            max_marks: 1_000_000,
+            max_sessions: 1_000_000,
+        }
+    }
 }
 
 /// A Timekit app whose tokens scopegate verifies.
