@@ -17,30 +17,32 @@ struct Cli {
     command: Command,
 }
 
+/// `--config`, shared by every command that reads a configuration.
+#[derive(clap::Args)]
+struct ConfigArg {
+    #[arg(
+        long = "config",
+        short = 'c',
+        env = "SCOPEGATE_CONFIG",
+        default_value = "config/scopegate.toml"
+    )]
+    path: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve traffic until SIGTERM or SIGINT, then drain.
     Run {
-        #[arg(
-            long,
-            short,
-            env = "SCOPEGATE_CONFIG",
-            default_value = "config/scopegate.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// Overrides `log.format` from the configuration.
         #[arg(long, value_enum)]
         log_format: Option<Format>,
     },
     /// Validate a configuration and print its route table.
     Check {
-        #[arg(
-            long,
-            short,
-            env = "SCOPEGATE_CONFIG",
-            default_value = "config/scopegate.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Mint a token with the keys of a configuration (for operators and tests).
     Token {
@@ -54,13 +56,8 @@ enum TokenKind {
     /// A signed-search token for one customer: prints the token, and on
     /// stderr the `search` value it must be used with.
     SignedSearch {
-        #[arg(
-            long,
-            short,
-            env = "SCOPEGATE_CONFIG",
-            default_value = "config/scopegate.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// The app slug (`[[app]] slug`).
         #[arg(long)]
         app: String,
@@ -77,13 +74,8 @@ enum TokenKind {
     /// An action link for one action on one booking: prints the URL (under
     /// `action_links.public_base_url` when set, else the path alone).
     ActionLink {
-        #[arg(
-            long,
-            short,
-            env = "SCOPEGATE_CONFIG",
-            default_value = "config/scopegate.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// The app slug (`[[app]] slug`).
         #[arg(long)]
         app: String,
@@ -117,8 +109,8 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
-        Command::Run { config, log_format } => run(&config, log_format),
+        Command::Check { config } => check(&config.path),
+        Command::Run { config, log_format } => run(&config.path, log_format),
         Command::Token { kind } => token(kind),
     }
 }
@@ -165,7 +157,7 @@ fn token(kind: TokenKind) -> ExitCode {
             email,
             meta,
             ttl,
-        } => signed_search_token(&config, &app, email, meta, ttl),
+        } => signed_search_token(&config.path, &app, email, meta, ttl),
         TokenKind::ActionLink {
             config,
             app,
@@ -180,7 +172,7 @@ fn token(kind: TokenKind) -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let config = match load(&config) {
+            let config = match load(&config.path) {
                 Ok(c) => c,
                 Err(code) => return code,
             };

@@ -449,47 +449,73 @@ fn action_link_configuration_mistakes_name_their_key() {
     );
     let ok = check(&format!("{BASE}{APP}{ACTION}{good_route}"));
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
-    check(&format!(
-        "{BASE}{APP}{ACTION}{}",
-        action_route("/v2/bookings/{id}/cancel", r#"["action-link"]"#)
-    ))
-    .fails_with(&["route[0].path", "{id} and {action}"]);
-    check(&format!(
-        "{BASE}{APP}{ACTION}{}",
-        action_route(
-            "/v2/bookings/{id}/external_action/{action}",
-            r#"["action-link", "signed-search"]"#
-        )
-    ))
-    .fails_with(&["route[0].auth", "cannot share a route"]);
-    check(&format!("{BASE}{APP}{good_route}"))
-        .fails_with(&["route[0].auth", "at least one [[action]]"]);
-    check(&format!("{BASE}{ACTION}{good_route}"))
-        .fails_with(&["route[0].auth", "at least one [[app]]"]);
-    check(&format!(
-        "{BASE}{APP}\n[[action]]\nname = \"cancel\"\nupstream = \"PUT /v2/bookings/cancel\"\n"
-    ))
-    .fails_with(&["action[0].upstream", "{id}"]);
-    check(&format!(
-        "{BASE}{APP}\n[[action]]\nname = \"cancel\"\nupstream = \"/v2/bookings/{{id}}\"\n"
-    ))
-    .fails_with(&["action[0].upstream", "method and a path"]);
-    check(&format!(
-        "{BASE}{APP}\n[[action]]\nname = \"can cel\"\nupstream = \"PUT /v2/{{id}}\"\n"
-    ))
-    .fails_with(&["action[0].name"]);
-    check(&format!(
-        "{BASE}{APP}{ACTION}\n[action_links]\nredirect_origins = [\"https://a.example/path\"]\n"
-    ))
-    .fails_with(&["action_links.redirect_origins[0]", "origin only"]);
-    check(&format!(
-        "{BASE}{APP}{ACTION}\n[action_links]\npublic_base_url = \"api.example.com\"\n"
-    ))
-    .fails_with(&["action_links.public_base_url"]);
-    check(&format!(
-        "{BASE}{APP}{ACTION}\n[action_links.state_actions]\nconfirmed = [\"nuke\"]\n"
-    ))
-    .fails_with(&["action_links.state_actions.confirmed[0]", "nuke"]);
+    let action = |name: &str, upstream: &str| {
+        format!("\n[[action]]\nname = \"{name}\"\nupstream = \"{upstream}\"\n")
+    };
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            format!(
+                "{APP}{ACTION}{}",
+                action_route("/v2/bookings/{id}/cancel", r#"["action-link"]"#)
+            ),
+            &["route[0].path", "{id} and {action}"],
+        ),
+        (
+            format!(
+                "{APP}{ACTION}{}",
+                action_route(
+                    "/v2/bookings/{id}/external_action/{action}",
+                    r#"["action-link", "signed-search"]"#
+                )
+            ),
+            &["route[0].auth", "cannot share a route"],
+        ),
+        (
+            format!("{APP}{good_route}"),
+            &["route[0].auth", "at least one [[action]]"],
+        ),
+        (
+            format!("{ACTION}{good_route}"),
+            &["route[0].auth", "at least one [[app]]"],
+        ),
+        (
+            format!("{APP}{}", action("cancel", "PUT /v2/bookings/cancel")),
+            &["action[0].upstream", "{id}"],
+        ),
+        (
+            format!("{APP}{}", action("cancel", "/v2/bookings/{id}")),
+            &["action[0].upstream", "method and a path"],
+        ),
+        (
+            format!("{APP}{}", action("can cel", "PUT /v2/{id}")),
+            &["action[0].name"],
+        ),
+        (
+            format!(
+                "{APP}{ACTION}\n[action_links]\nredirect_origins = [\"https://a.example/path\"]\n"
+            ),
+            &["action_links.redirect_origins[0]", "origin only"],
+        ),
+        (
+            format!("{APP}{ACTION}\n[action_links]\npublic_base_url = \"api.example.com\"\n"),
+            &["action_links.public_base_url"],
+        ),
+        (
+            format!("{APP}{ACTION}\n[action_links.state_actions]\nconfirmed = [\"nuke\"]\n"),
+            &["action_links.state_actions.confirmed[0]", "nuke"],
+        ),
+        (
+            "\n[store]\nbackend = \"redis\"\nurl = \"http://not-redis\"\n".to_string(),
+            &["store.url", "not a valid Redis URL"],
+        ),
+        (
+            "\n[store]\nbackend = \"disk\"\n".to_string(),
+            &["store.backend", "disk"],
+        ),
+    ];
+    for (toml, fragments) in cases {
+        check(&format!("{BASE}{toml}")).fails_with(fragments);
+    }
 }
 
 #[test]
