@@ -136,6 +136,14 @@ impl GateError {
             HeaderValue::from_static("application/json"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let GateError::Unauthorized(r) = &self {
+            if r.scheme == Some(crate::auth::Scheme::Session) {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"scopegate\""),
+                );
+            }
+        }
         if let GateError::MethodNotAllowed(methods) = &self {
             let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
             if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {

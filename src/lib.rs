@@ -10,6 +10,7 @@
 pub mod actions;
 pub mod auth;
 pub mod body;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod listing;
@@ -24,4 +25,4 @@ pub mod telemetry;
 pub mod upstream;
 
 pub use config::Config;
-pub use server::{start, Running};
+pub use server::{start, start_with_clock, Running};

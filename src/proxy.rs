@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use crate::{
     auth,
     body::{RequestBody, ResponseBody},
+    clock::Clock,
     config::Config,
     error::GateError,
     path,
@@ -34,13 +35,18 @@ struct Trace {
 /// The proxy service shared by every connection of a listener.
 pub struct Proxy {
     config: Arc<Config>,
-    /// Single-use marks; outlives any one configuration.
+    /// Single-use marks and sessions; outlives any one configuration.
     store: Arc<Store>,
+    clock: Clock,
 }
 
 impl Proxy {
-    pub fn new(config: Arc<Config>, store: Arc<Store>) -> Self {
-        Self { config, store }
+    pub fn new(config: Arc<Config>, store: Arc<Store>, clock: Clock) -> Self {
+        Self {
+            config,
+            store,
+            clock,
+        }
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -58,6 +64,7 @@ impl Proxy {
         let result = forward(
             config,
             &self.store,
+            &self.clock,
             &mut parts,
             body,
             peer,
@@ -100,6 +107,7 @@ impl Proxy {
 async fn forward(
     config: &Config,
     store: &Store,
+    clock: &Clock,
     parts: &mut Parts,
     body: Incoming,
     peer: SocketAddr,
@@ -113,6 +121,12 @@ async fn forward(
     let uri = parts.uri.clone();
     let path = path::normalize(uri.path()).map_err(GateError::BadPath)?;
     trace.path = Some(path.clone().into_owned());
+
+    let sessions = &config.auth.sessions;
+    if sessions.enabled() && *path == *sessions.path {
+        trace.route = Some("session-handshake".into());
+        return auth::session::handshake(parts, sessions, store, clock.now_ms()).await;
+    }
 
     let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
     let (route, params) = match config
@@ -138,21 +152,26 @@ async fn forward(
         has_body: !http_body::Body::is_end_stream(&body),
         action_path: params.get("id").zip(params.get("action")),
     };
-    let now = unix_now();
-    let principal = auth::authenticate(&route.auth, &route_auth, parts, &config.auth, now)
-        .map_err(|e| match e {
-            auth::AuthError::Rejected(r) => GateError::Unauthorized(r),
-            auth::AuthError::BadQuery(q) => GateError::BadQuery(q),
-            auth::AuthError::Redirect => GateError::BadRedirect,
-            auth::AuthError::NotFound => GateError::NotFound,
-            auth::AuthError::Method(m) => GateError::MethodNotAllowed(m),
-        })?;
+    let now_ms = clock.now_ms();
+    let now = now_ms / 1000;
+    let principal =
+        auth::authenticate_with(&route.auth, &route_auth, parts, &config.auth, store, now_ms)
+            .await
+            .map_err(|e| match e {
+                auth::AuthError::Rejected(r) => GateError::Unauthorized(r),
+                auth::AuthError::BadQuery(q) => GateError::BadQuery(q),
+                auth::AuthError::Redirect => GateError::BadRedirect,
+                auth::AuthError::NotFound => GateError::NotFound,
+                auth::AuthError::Method(m) => GateError::MethodNotAllowed(m),
+                auth::AuthError::Store => GateError::StoreUnavailable,
+            })?;
     // Credentials never travel upstream, whatever the route accepted.
     auth::strip_credentials(parts);
+    strip_session_authorization(&mut parts.headers, &principal);
 
     let customer = match &principal {
         auth::Principal::Customer(c) => Some(c),
-        auth::Principal::Anonymous => None,
+        auth::Principal::Anonymous | auth::Principal::Business { .. } => None,
     };
     let grant = customer.and_then(|c| c.action.as_deref());
     let links = &config.auth.actions;
@@ -308,10 +327,34 @@ fn redirect(to: &url::Url) -> Response<ResponseBody> {
     resp
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// A session token never reaches the upstream: on a session-authenticated
+/// request `Authorization` goes entirely (the upstream credential, if any,
+/// replaces it); elsewhere only values that carry a session token go.
+fn strip_session_authorization(headers: &mut HeaderMap, principal: &auth::Principal) {
+    let session = matches!(
+        principal,
+        auth::Principal::Business {
+            credential: auth::Scheme::Session,
+            ..
+        }
+    );
+    if session {
+        headers.remove(header::AUTHORIZATION);
+        return;
+    }
+    let all: Vec<HeaderValue> = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .cloned()
+        .collect();
+    if all.iter().any(auth::session::is_session_authorization) {
+        headers.remove(header::AUTHORIZATION);
+        for v in all {
+            if !auth::session::is_session_authorization(&v) {
+                headers.append(header::AUTHORIZATION, v);
+            }
+        }
+    }
 }
 
 /// Limits the HTTP parser does not enforce at the configured values.

@@ -68,6 +68,7 @@ struct ScopeNames {
     customer_email: HeaderName,
     booking_id: HeaderName,
     action: HeaderName,
+    business: HeaderName,
 }
 
 /// What stripping removed, for the debug log (names only, never values).
@@ -96,6 +97,7 @@ impl HeaderPolicy {
                 customer_email: name("customer-email")?,
                 booking_id: name("booking-id")?,
                 action: name("action")?,
+                business: name("business")?,
             },
             prefix: prefix.into(),
             overrides: overrides.iter().map(|h| h.as_str().into()).collect(),
@@ -250,6 +252,9 @@ impl HeaderPolicy {
         }
         match principal {
             Principal::Anonymous => {}
+            Principal::Business { business, .. } => {
+                headers.insert(self.names.business.clone(), business.header_value().clone());
+            }
             Principal::Customer(c) => {
                 let n = &self.names;
                 headers.insert(n.app.clone(), c.app.header_value().clone());

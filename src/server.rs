@@ -22,7 +22,7 @@ use std::{
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
-use crate::store::Store;
+use crate::{clock::Clock, store::Store};
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -58,6 +58,11 @@ enum Phase {
 
 /// Binds the listeners of `config` and starts serving.
 pub async fn start(config: Config) -> std::io::Result<Running> {
+    start_with_clock(config, Clock::system()).await
+}
+
+/// [`start`] with a clock the caller controls (tests of hours-long expiries).
+pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<Running> {
     let config = Arc::new(config);
     let store = Arc::new(Store::new(&config.store).map_err(std::io::Error::other)?);
     let listener = TcpListener::bind(config.listen).await?;
@@ -74,6 +79,7 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         listener,
         Arc::clone(&config),
         store,
+        clock,
         stop_rx.clone(),
     ));
     let admin_task = admin.map(|a| tokio::spawn(admin_loop(a, Arc::clone(&ready), stop_rx)));
@@ -183,12 +189,13 @@ async fn accept_loop(
     listener: TcpListener,
     config: Arc<Config>,
     store: Arc<Store>,
+    clock: Clock,
     mut stop: watch::Receiver<Phase>,
 ) {
     let cap = config.limits.max_connections;
     let permits = Arc::new(Semaphore::new(cap));
     let builder = Arc::new(http_builder(&config));
-    let proxy = Arc::new(Proxy::new(Arc::clone(&config), store));
+    let proxy = Arc::new(Proxy::new(Arc::clone(&config), store, clock));
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => p.expect("semaphore is never closed"),

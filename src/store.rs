@@ -200,7 +200,7 @@ impl Default for Store {
 const TOUCH: &str = r"
 local v = redis.call('HMGET', KEYS[1], 'b', 'c', 'e', 'l', 'g', 'i')
 if not v[1] then return false end
-redis.call('HSET', KEYS[1], 'l', ARGV[1])
+if tonumber(ARGV[1]) > tonumber(v[4]) then redis.call('HSET', KEYS[1], 'l', ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], v[6])
 local g = redis.call('GET', ARGV[2] .. v[1])
 v[7] = g or '0'
@@ -396,16 +396,13 @@ impl Store {
         }
     }
 
-    /// Ends a session.
-    pub async fn session_delete(&self, key: &Key) -> Result<(), StoreError> {
+    /// Ends a session; `true` when there was one.
+    pub async fn session_delete(&self, key: &Key) -> Result<bool, StoreError> {
         match &self.backend {
-            Backend::Memory(m) => {
-                m.sessions.invalidate(key);
-                Ok(())
-            }
+            Backend::Memory(m) => Ok(m.sessions.remove(key).is_some()),
             Backend::Redis(r) => {
-                let _: i64 = r.run(redis::cmd("DEL").arg(r.session(key))).await?;
-                Ok(())
+                let n: i64 = r.run(redis::cmd("DEL").arg(r.session(key))).await?;
+                Ok(n > 0)
             }
         }
     }

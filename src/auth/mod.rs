@@ -18,6 +18,7 @@ pub mod apps;
 pub mod jwt;
 pub mod principal;
 pub mod search_query;
+pub mod session;
 pub mod signed_search;
 
 pub use apps::Apps;
@@ -28,6 +29,7 @@ pub use principal::{ActionGrant, Customer, Principal, ScopeValue, Subject};
 pub enum Scheme {
     SignedSearch,
     ActionLink,
+    Session,
 }
 
 impl Scheme {
@@ -40,6 +42,7 @@ impl Scheme {
         match name {
             "signed-search" => Some(Scheme::SignedSearch),
             "action-link" => Some(Scheme::ActionLink),
+            "session" => Some(Scheme::Session),
             _ => None,
         }
     }
@@ -49,13 +52,15 @@ impl Scheme {
         match self {
             Scheme::SignedSearch => "signed-search",
             Scheme::ActionLink => "action-link",
+            Scheme::Session => "session",
         }
     }
 
-    fn present(self, parts: &Parts) -> bool {
+    fn present(self, parts: &Parts, ctx: &AuthContext) -> bool {
         match self {
             Scheme::SignedSearch => signed_search::present(parts),
             Scheme::ActionLink => action_link::present(parts),
+            Scheme::Session => session::present(parts, &ctx.sessions),
         }
     }
 
@@ -69,6 +74,11 @@ impl Scheme {
         match self {
             Scheme::SignedSearch => signed_search::verify(parts, route, ctx, now),
             Scheme::ActionLink => action_link::verify(parts, route, ctx, now),
+            // Needs the store: see `authenticate_with`.
+            Scheme::Session => Err(AuthError::Rejected(Rejection {
+                scheme: Some(Scheme::Session),
+                cause: "session needs the store",
+            })),
         }
     }
 }
@@ -110,6 +120,7 @@ pub struct AuthContext {
     /// Clock leeway for `exp`/`nbf`, seconds.
     pub leeway: u64,
     pub actions: crate::actions::ActionLinks,
+    pub sessions: session::Sessions,
 }
 
 /// The per-route settings a scheme may need.
@@ -138,6 +149,8 @@ pub enum AuthError {
     NotFound,
     /// The action does not accept this method: 405.
     Method(Vec<http::Method>),
+    /// The store needed to decide did not answer: 503.
+    Store,
 }
 
 /// The subject claim of a Timekit token: at most one of `customer.email` /
@@ -178,8 +191,8 @@ pub(crate) fn set_query(parts: &mut Parts, query: Option<&str>) {
 }
 
 /// Query parameters that carry credentials, removed from every forwarded
-/// request (`signature` is the action-link token).
-const CREDENTIAL_PARAMS: &[&str] = &["signed_search", "signature", "action_token"];
+/// request (`signature` is the action-link token), compared folded.
+const CREDENTIAL_PARAMS: &[&str] = &["signed_search", "signature", "action_token", "sessiontoken"];
 
 /// Whether a raw `&`-separated parameter carries a credential in a spelling
 /// some backend reads as one: any `;`-separated piece whose name, decoded
@@ -230,7 +243,7 @@ pub fn authenticate(
 ) -> Result<Principal, AuthError> {
     match policy {
         AuthPolicy::Public => Ok(Principal::Anonymous),
-        AuthPolicy::AnyOf(schemes) => match schemes.iter().find(|s| s.present(parts)) {
+        AuthPolicy::AnyOf(schemes) => match schemes.iter().find(|s| s.present(parts, ctx)) {
             Some(s) => s.verify(parts, route, ctx, now),
             None => Err(AuthError::Rejected(Rejection {
                 scheme: schemes.first().copied(),
@@ -238,4 +251,22 @@ pub fn authenticate(
             })),
         },
     }
+}
+
+/// [`authenticate`] for every scheme, including those that need the store
+/// (sessions). `now_ms` is unix milliseconds.
+pub async fn authenticate_with(
+    policy: &AuthPolicy,
+    route: &RouteAuth<'_>,
+    parts: &mut Parts,
+    ctx: &AuthContext,
+    store: &crate::store::Store,
+    now_ms: u64,
+) -> Result<Principal, AuthError> {
+    if let AuthPolicy::AnyOf(schemes) = policy {
+        if schemes.iter().find(|s| s.present(parts, ctx)) == Some(&Scheme::Session) {
+            return session::verify(parts, &ctx.sessions, store, now_ms).await;
+        }
+    }
+    authenticate(policy, route, parts, ctx, now_ms / 1000)
 }

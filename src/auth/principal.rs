@@ -110,6 +110,12 @@ pub enum Principal {
     /// A public route: nothing was proven, so nothing is asserted.
     Anonymous,
     Customer(Box<Customer>),
+    /// A business proven by a session (or, later, an API key).
+    Business {
+        credential: super::Scheme,
+        /// `X-Scope-Business`.
+        business: ScopeValue,
+    },
 }
 
 impl Principal {
@@ -118,6 +124,7 @@ impl Principal {
         match self {
             Principal::Anonymous => None,
             Principal::Customer(c) => Some(c.credential.name()),
+            Principal::Business { credential, .. } => Some(credential.name()),
         }
     }
 }

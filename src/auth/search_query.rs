@@ -49,6 +49,8 @@ pub enum QueryError {
     SignedSearchCount,
     #[error("a credential parameter given more than once")]
     Repeated,
+    #[error("a required parameter is missing")]
+    Missing,
     #[error("array-style parameter name")]
     ArrayName,
     #[error("`;` followed by a parameter inside a value")]

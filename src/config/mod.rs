@@ -207,10 +207,12 @@ fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
             }
             "action" => raw.action = many(value, key, &mut problems),
             "store" => raw.store = one(value, key, &mut problems).unwrap_or_default(),
+            "session" => raw.session = one(value, key, &mut problems).unwrap_or_default(),
+            "business" => raw.business = many(value, key, &mut problems),
             _ => problems.push(Problem {
                 path: key.clone(),
                 message:
-                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links, action or store)"
+                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links, action, store, session or business)"
                         .into(),
             }),
         }
@@ -405,7 +407,16 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         apps: timekit::compile_apps(&mut c, &raw.app),
         leeway: raw.signed_search.leeway.0.as_secs(),
         actions: timekit::compile_actions(&mut c, &raw.action_links, &raw.action),
+        sessions: compile_sessions(&mut c, &raw.session, &raw.business),
     };
+    for (i, r) in raw.route.iter().enumerate() {
+        if r.auth.iter().any(|a| a == "session") && raw.business.is_empty() {
+            c.err(
+                format!("route[{i}].auth"),
+                "session needs at least one [[business]]",
+            );
+        }
+    }
     timekit::check_routes(&mut c, &raw, &auth);
     if let Some(routes) = &routes {
         timekit::check_link_path(&mut c, routes, &auth);
@@ -448,6 +459,95 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         store,
         warnings: c.warnings,
     })
+}
+
+fn compile_sessions(
+    c: &mut Checker,
+    s: &raw::RawSession,
+    raw: &[raw::RawBusiness],
+) -> crate::auth::session::Sessions {
+    use crate::auth::session::{Business, SignatureMode};
+    let mut by_api_key = std::collections::HashMap::new();
+    for (i, b) in raw.iter().enumerate() {
+        let path = format!("business[{i}]");
+        let id = ScopeValue::new(&b.id)
+            .map_err(|e| {
+                c.err(
+                    format!("{path}.id"),
+                    format!("{:?} cannot be sent as a header: {e}", b.id),
+                )
+            })
+            .ok();
+        if raw[..i].iter().any(|o| o.id == b.id) {
+            c.err(
+                format!("{path}.id"),
+                format!("duplicate business id {:?}", b.id),
+            );
+        }
+        if b.api_key.is_empty() || b.api_key.len() > 128 || b.api_key.chars().any(char::is_control)
+        {
+            c.err(
+                format!("{path}.api_key"),
+                "must be 1-128 characters without control characters",
+            );
+        }
+        if raw[..i].iter().any(|o| o.api_key == b.api_key) {
+            c.err(format!("{path}.api_key"), "duplicate api_key");
+        }
+        let mode = match b.signature.as_str() {
+            "md5" => Some(SignatureMode::Md5),
+            "hmac-sha256" => Some(SignatureMode::HmacSha256),
+            other => {
+                c.err(
+                    format!("{path}.signature"),
+                    format!("unknown mode {other:?} (expected \"md5\" or \"hmac-sha256\")"),
+                );
+                None
+            }
+        };
+        let window = c.nonzero(&format!("{path}.timestamp_window"), b.timestamp_window.0);
+        let idle = c.nonzero(&format!("{path}.idle"), b.idle.0);
+        let max_lifetime = c.nonzero(&format!("{path}.max_lifetime"), b.max_lifetime.0);
+        if max_lifetime < idle {
+            c.err(format!("{path}.max_lifetime"), "must be at least idle");
+        }
+        let key = c.secret(
+            &path,
+            "private_key",
+            &b.private_key,
+            &b.private_key_env,
+            &b.private_key_file,
+        );
+        if let (Some(id), Some(mode), Some(private_key)) = (id, mode, key) {
+            by_api_key.insert(
+                b.api_key.clone(),
+                Business {
+                    id: b.id.clone(),
+                    id_value: id,
+                    api_key: b.api_key.clone(),
+                    private_key,
+                    mode,
+                    window,
+                    idle,
+                    max_lifetime,
+                    accept_query_token: b.accept_query_token,
+                },
+            );
+        }
+    }
+    let path_ok = s.path.starts_with('/')
+        && crate::path::normalize(&s.path).is_ok_and(|n| n == s.path)
+        && !s.path.contains('?');
+    if !path_ok {
+        c.err(
+            "session.path",
+            format!("{:?} must be a normalized absolute path", s.path),
+        );
+    }
+    crate::auth::session::Sessions {
+        path: s.path.clone(),
+        by_api_key,
+    }
 }
 
 fn compile_store(c: &mut Checker, s: &raw::RawStore) -> crate::store::StoreSettings {

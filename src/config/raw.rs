@@ -26,6 +26,52 @@ pub struct RawConfig {
     pub action_links: RawActionLinks,
     pub action: Vec<RawAction>,
     pub store: RawStore,
+    pub session: RawSession,
+    pub business: Vec<RawBusiness>,
+}
+
+/// The session handshake (TimeTap).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSession {
+    /// Path of the handshake on the public listener (GET issues, DELETE logs out).
+    pub path: String,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        Self {
+            path: "/sessionToken".into(),
+        }
+    }
+}
+
+/// A business whose legacy clients hold an `apiKey` and a `privateKey`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBusiness {
+    /// Sent upstream as `X-Scope-Business`.
+    pub id: String,
+    /// The public key id clients send as `apiKey`.
+    pub api_key: String,
+    pub private_key: Option<String>,
+    pub private_key_env: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    /// `md5` (the vendor's: md5_hex(apiKey + privateKey)) or `hmac-sha256`
+    /// (hmac_sha256_hex(privateKey, apiKey + ":" + timestamp), single use).
+    #[serde(default = "defaults::signature")]
+    pub signature: String,
+    #[serde(default = "defaults::timestamp_window")]
+    pub timestamp_window: HumanDuration,
+    /// A session ends after this long without use.
+    #[serde(default = "defaults::idle")]
+    pub idle: HumanDuration,
+    /// ... and this long after it was issued, used or not.
+    #[serde(default = "defaults::max_lifetime")]
+    pub max_lifetime: HumanDuration,
+    /// Also accept the token as a `sessionToken` query parameter.
+    #[serde(default)]
+    pub accept_query_token: bool,
 }
 
 /// Where single-use marks (and sessions) live.
@@ -294,6 +340,18 @@ mod defaults {
     }
     pub fn pool_max_idle() -> usize {
         64
+    }
+    pub fn signature() -> String {
+        "md5".into()
+    }
+    pub fn timestamp_window() -> HumanDuration {
+        HumanDuration::secs(300)
+    }
+    pub fn idle() -> HumanDuration {
+        HumanDuration::secs(4 * 3600)
+    }
+    pub fn max_lifetime() -> HumanDuration {
+        HumanDuration::secs(24 * 3600)
     }
     pub fn action_methods() -> Vec<String> {
         vec!["GET".into()]
