@@ -35,7 +35,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::{body::ResponseBody, config::Config, proxy::Proxy};
+use crate::{body::ResponseBody, config::Config, error::GateError, proxy::Proxy};
 
 /// A running scopegate: its bound addresses and the handle to stop it.
 pub struct Running {
@@ -75,6 +75,11 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
     let (stop, stop_rx) = watch::channel(Phase::Serving);
     let ready = Arc::new(AtomicBool::new(true));
 
+    let admin_state = Admin {
+        ready: Arc::clone(&ready),
+        config: Arc::clone(&config),
+        store: Arc::clone(&store),
+    };
     let proxy_task = tokio::spawn(accept_loop(
         listener,
         Arc::clone(&config),
@@ -82,7 +87,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
         clock,
         stop_rx.clone(),
     ));
-    let admin_task = admin.map(|a| tokio::spawn(admin_loop(a, Arc::clone(&ready), stop_rx)));
+    let admin_task = admin.map(|a| tokio::spawn(admin_loop(a, admin_state, stop_rx)));
     tracing::info!(%addr, admin = ?admin_addr, routes = config.routes.routes().len(), "scopegate listening");
     Ok(Running {
         addr,
@@ -300,28 +305,86 @@ async fn serve_connection(
     }
 }
 
-/// The admin listener: `/healthz` (alive) and `/readyz` (accepting traffic).
-async fn admin_loop(
-    listener: TcpListener,
+/// What the admin listener serves from.
+struct Admin {
     ready: Arc<AtomicBool>,
-    mut stop: watch::Receiver<Phase>,
-) {
+    config: Arc<Config>,
+    store: Arc<Store>,
+}
+
+/// The admin listener: `/healthz` (alive), `/readyz` (accepting traffic) and
+/// `POST /sessions/revoke?business=<id>` (ends every session of a business).
+/// It is meant for a private network: it has no authentication of its own.
+async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiver<Phase>) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let admin = Arc::new(admin);
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
             _ = wait_for(&mut stop, Phase::Halt) => return,
         };
-        let (builder, ready) = (Arc::clone(&builder), Arc::clone(&ready));
+        let (builder, admin) = (Arc::clone(&builder), Arc::clone(&admin));
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let ready = ready.load(Ordering::SeqCst);
-                async move { Ok::<_, Infallible>(admin_response(req.uri().path(), ready)) }
+                let admin = Arc::clone(&admin);
+                async move {
+                    let ready = admin.ready.load(Ordering::SeqCst);
+                    if req.uri().path() == "/sessions/revoke" {
+                        return Ok::<_, Infallible>(revoke(&admin, &req).await);
+                    }
+                    Ok::<_, Infallible>(admin_response(req.uri().path(), ready))
+                }
             });
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// `POST /sessions/revoke?business=<id>`.
+async fn revoke(admin: &Admin, req: &Request<Incoming>) -> Response<ResponseBody> {
+    let json = |status: StatusCode, body: String| {
+        let mut r = Response::new(ResponseBody::full(body));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    if req.method() != http::Method::POST {
+        return GateError::MethodNotAllowed(vec![http::Method::POST]).into_response();
+    }
+    let business = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "business")
+            .map(|(_, v)| v.into_owned())
+    });
+    let known = business.as_deref().filter(|b| {
+        admin
+            .config
+            .auth
+            .sessions
+            .by_api_key
+            .values()
+            .any(|x| x.id == *b)
+    });
+    let Some(business) = known else {
+        return json(
+            StatusCode::NOT_FOUND,
+            r#"{"error":{"code":"unknown_business","message":"no such business"}}"#.into(),
+        );
+    };
+    match admin.store.revoke_business(business).await {
+        Ok(generation) => {
+            tracing::info!(business, generation, "revoked every session of a business");
+            json(
+                StatusCode::OK,
+                serde_json::json!({"revoked": business, "generation": generation}).to_string(),
+            )
+        }
+        Err(_) => GateError::StoreUnavailable.into_response(),
     }
 }
 

@@ -364,14 +364,14 @@ impl Store {
             }
             Backend::Redis(r) => {
                 let script = redis::Script::new(TOUCH);
-                let mut inv = script.key(r.session(key));
-                inv.arg(now_ms).arg(format!("{}g:", r.prefix));
-                let mut conn = r.conn.clone();
-                let v: Option<Vec<Option<String>>> =
-                    tokio::time::timeout(r.timeout, inv.invoke_async(&mut conn))
-                        .await
-                        .map_err(|_| StoreError::Unavailable)?
-                        .map_err(|e| r.failed(e))?;
+                let (session, gens) = (r.session(key), format!("{}g:", r.prefix));
+                let v: Option<Vec<Option<String>>> = r
+                    .attempt(|mut conn| {
+                        let mut inv = script.key(&session);
+                        inv.arg(now_ms).arg(&gens);
+                        async move { inv.invoke_async(&mut conn).await }
+                    })
+                    .await?;
                 let Some(v) = v else { return Ok(None) };
                 let field = |i: usize| v.get(i).cloned().flatten();
                 let num = |i: usize| field(i).and_then(|s| s.parse::<u64>().ok());
@@ -474,28 +474,47 @@ impl Redis {
         StoreError::Unavailable
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.failed(e)),
-            Err(_) => {
-                tracing::error!("the shared store (Redis) did not answer in time; answering 503");
-                Err(StoreError::Unavailable)
+    /// Runs one operation within the deadline. A connection found dropped
+    /// (Redis restarted) is re-made by the manager, and the operation tried
+    /// once more on it, so the first request after an outage does not fail.
+    async fn attempt<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(redis::aio::ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut tried = false;
+        loop {
+            match tokio::time::timeout_at(deadline, op(self.conn.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if !tried && (e.is_connection_dropped() || e.is_io_error()) => {
+                    tried = true;
+                }
+                Ok(Err(e)) => return Err(self.failed(e)),
+                Err(_) => {
+                    tracing::error!(
+                        "the shared store (Redis) did not answer in time; answering 503"
+                    );
+                    return Err(StoreError::Unavailable);
+                }
             }
         }
     }
 
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        self.attempt(|mut conn| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async(&mut conn).await }
+        })
+        .await
+    }
+
     async fn run_pipe(&self, pipe: &redis::Pipeline) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(self.failed(e)),
-            Err(_) => {
-                tracing::error!("the shared store (Redis) did not answer in time; answering 503");
-                Err(StoreError::Unavailable)
-            }
-        }
+        self.attempt(|mut conn| {
+            let pipe = pipe.clone();
+            async move { pipe.query_async::<()>(&mut conn).await }
+        })
+        .await
     }
 }
 

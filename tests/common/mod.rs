@@ -302,9 +302,14 @@ upstream = "backend"
 
 impl Gate {
     pub async fn start(toml: &str) -> Self {
+        Self::start_with_clock(toml, scopegate::clock::Clock::system()).await
+    }
+
+    /// A gate whose credential checks read `clock` (tests move it forward).
+    pub async fn start_with_clock(toml: &str, clock: scopegate::clock::Clock) -> Self {
         let config =
             scopegate::Config::from_toml(toml).unwrap_or_else(|e| panic!("bad test config:\n{e}"));
-        let running = scopegate::start(config).await.unwrap();
+        let running = scopegate::start_with_clock(config, clock).await.unwrap();
         Self {
             addr: running.addr,
             admin: running.admin_addr,
