@@ -98,6 +98,15 @@ enum TokenKind {
         #[arg(long)]
         redirect: Option<String>,
     },
+    /// The session handshake query a legacy client would send now, signed
+    /// with the business's private key: `apiKey=..&timestamp=..&signature=..`.
+    SessionSignature {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The business id (`[[business]] id`).
+        #[arg(long)]
+        business: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -158,6 +167,9 @@ fn token(kind: TokenKind) -> ExitCode {
             meta,
             ttl,
         } => signed_search_token(&config.path, &app, email, meta, ttl),
+        TokenKind::SessionSignature { config, business } => {
+            session_signature(&config.path, &business)
+        }
         TokenKind::ActionLink {
             config,
             app,
@@ -206,6 +218,33 @@ fn token(kind: TokenKind) -> ExitCode {
             }
         }
     }
+}
+
+fn session_signature(config: &std::path::Path, business: &str) -> ExitCode {
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let sessions = &config.auth.sessions;
+    let Some(b) = sessions.by_api_key.values().find(|b| b.id == business) else {
+        let mut known: Vec<&str> = sessions
+            .by_api_key
+            .values()
+            .map(|b| b.id.as_str())
+            .collect();
+        known.sort_unstable();
+        eprintln!("error: no [[business]] with id {business:?} (configured: {known:?})");
+        return ExitCode::from(1);
+    };
+    let ts = unix_now().to_string();
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("apiKey", &b.api_key)
+        .append_pair("timestamp", &ts)
+        .append_pair("signature", &scopegate::auth::session::signature(b, &ts))
+        .finish();
+    println!("{query}");
+    eprintln!("use with: GET {}?<query>", sessions.path);
+    ExitCode::SUCCESS
 }
 
 fn signed_search_token(

@@ -91,7 +91,7 @@ fn check_accepts_the_shipped_config_and_prints_the_route_table() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("OK (4 routes, 1 upstreams)"), "{stdout}");
+    assert!(stdout.contains("OK (5 routes, 1 upstreams)"), "{stdout}");
     for (route, path, auth) in [
         ("health", "/v2/health", "public"),
         ("resources", "/v2/resources/*", "public"),
@@ -658,4 +658,62 @@ fn token_action_link_mints_a_link_the_configured_key_verifies() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn token_session_signature_prints_the_handshake_query_of_a_legacy_client() {
+    use md5::{Digest, Md5};
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
+    let out = run_to_end(
+        &[
+            "token",
+            "session-signature",
+            "--config",
+            shipped,
+            "--business",
+            "demo-business",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let query = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let params: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+    let key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/demo-business.key"
+    ))
+    .unwrap();
+    let expected: String = Md5::digest(format!("10001{}", key.trim_end()).as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(params["apiKey"], "10001");
+    assert_eq!(params["signature"], expected);
+    let ts: u64 = params["timestamp"].parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(ts.abs_diff(now) < 60);
+
+    let out = run_to_end(
+        &[
+            "token",
+            "session-signature",
+            "--config",
+            shipped,
+            "--business",
+            "nope",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("demo-business"));
 }

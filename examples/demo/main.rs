@@ -88,6 +88,7 @@ async fn main() -> ExitCode {
 
     // `start` takes the config, so work out the curl lines first.
     let tries = plan(&config);
+    let session = session_try(&config, unix_now());
     let drain = config.drain_timeout;
     let running = match scopegate::start(config).await {
         Ok(r) => r,
@@ -98,6 +99,10 @@ async fn main() -> ExitCode {
         }
     };
     print_tries(&tries, running.addr, running.admin_addr, backend.addr);
+    if let Some(s) = &session {
+        print_session(s, running.addr, running.admin_addr);
+    }
+    println!("Ctrl-C stops both.");
 
     shutdown_signal().await;
     tracing::info!(deadline = ?drain, "shutting down: scopegate drains, then the backend");
@@ -311,7 +316,65 @@ fn print_tries(
     println!("  # the backend itself, bypassing scopegate: it believes any X-Scope-* header");
     println!("  curl -s -H 'X-Scope-App: forged' http://{backend}/v2/bookings/b-1006");
     println!("  curl -s -X PUT http://{backend}/v2/bookings/b-1006/confirm\n");
-    println!("Ctrl-C stops both.");
+}
+
+/// A legacy client's session flow: the business id, the handshake path and
+/// query (signed now), and a path on a session route.
+struct SessionTry {
+    business: String,
+    handshake: String,
+    route_path: Option<String>,
+}
+
+fn session_try(config: &Config, now: u64) -> Option<SessionTry> {
+    let sessions = &config.auth.sessions;
+    let mut businesses: Vec<_> = sessions.by_api_key.values().collect();
+    businesses.sort_by(|a, b| a.id.cmp(&b.id));
+    let b = businesses.first()?;
+    let ts = now.to_string();
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("apiKey", &b.api_key)
+        .append_pair("timestamp", &ts)
+        .append_pair("signature", &scopegate::auth::session::signature(b, &ts))
+        .finish();
+    // A booking of the demo backend, if a session route serves it.
+    let path = "/v2/bookings/b-1001";
+    let route_path = match config.routes.lookup(None, &Method::GET, path) {
+        Lookup::Found(route, _) if matches!(&route.auth, AuthPolicy::AnyOf(s) if s.contains(&scopegate::auth::Scheme::Session)) => {
+            Some(path.to_string())
+        }
+        _ => None,
+    };
+    Some(SessionTry {
+        business: b.id.clone(),
+        handshake: format!("{}?{query}", sessions.path),
+        route_path,
+    })
+}
+
+fn print_session(s: &SessionTry, gate: SocketAddr, admin: Option<SocketAddr>) {
+    let gate = reachable(gate);
+    println!(
+        "  # A legacy client of business {}: the handshake (signed at start, valid for the",
+        s.business
+    );
+    println!("  # timestamp window; `scopegate token session-signature --business {}` signs a fresh one),", s.business);
+    println!("  # then the bearer token; the backend sees x-scope-business, never the token.");
+    println!(
+        "  TOKEN=$(curl -s 'http://{gate}{}' | sed -E 's/.*\"(st:[^\"]+)\".*/\\1/')",
+        s.handshake
+    );
+    if let Some(p) = &s.route_path {
+        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" http://{gate}{p}");
+    }
+    println!("  curl -s -X DELETE -H \"Authorization: Bearer $TOKEN\" http://{gate}/sessionToken   # logout: 204");
+    if let Some(admin) = admin.map(reachable) {
+        println!(
+            "  curl -s -X POST 'http://{admin}/sessions/revoke?business={}'   # every session of it",
+            s.business
+        );
+    }
+    println!();
 }
 
 async fn shutdown_signal() {
