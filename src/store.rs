@@ -75,6 +75,9 @@ pub struct SessionRecord {
     pub generation: u64,
     /// How long the session survives without use.
     pub idle: Duration,
+    /// Which private key the handshake was checked with (a short hash): a
+    /// session outlives no key change.
+    pub key_id: String,
 }
 
 /// A session as a use finds it: the record and the business's current
@@ -198,12 +201,12 @@ impl Default for Store {
 /// Slides a session and reads it with its business's generation, atomically.
 /// KEYS[1] the session; ARGV: now ms, idle ms, generation key prefix.
 const TOUCH: &str = r"
-local v = redis.call('HMGET', KEYS[1], 'b', 'c', 'e', 'l', 'g', 'i')
+local v = redis.call('HMGET', KEYS[1], 'b', 'c', 'e', 'l', 'g', 'i', 'k')
 if not v[1] then return false end
 if tonumber(ARGV[1]) > tonumber(v[4]) then redis.call('HSET', KEYS[1], 'l', ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], v[6])
 local g = redis.call('GET', ARGV[2] .. v[1])
-v[7] = g or '0'
+v[8] = g or '0'
 return v
 ";
 
@@ -330,6 +333,8 @@ impl Store {
                     .arg(rec.generation)
                     .arg("i")
                     .arg(rec.idle.as_millis() as u64)
+                    .arg("k")
+                    .arg(&rec.key_id)
                     .ignore()
                     .cmd("PEXPIRE")
                     .arg(&k)
@@ -375,8 +380,25 @@ impl Store {
                 let Some(v) = v else { return Ok(None) };
                 let field = |i: usize| v.get(i).cloned().flatten();
                 let num = |i: usize| field(i).and_then(|s| s.parse::<u64>().ok());
-                let (Some(business), Some(c), Some(e), Some(l), Some(g), Some(i), Some(gen)) =
-                    (field(0), num(1), num(2), num(3), num(4), num(5), num(6))
+                let (
+                    Some(business),
+                    Some(c),
+                    Some(e),
+                    Some(l),
+                    Some(g),
+                    Some(i),
+                    Some(key_id),
+                    Some(gen),
+                ) = (
+                    field(0),
+                    num(1),
+                    num(2),
+                    num(3),
+                    num(4),
+                    num(5),
+                    field(6),
+                    num(7),
+                )
                 else {
                     // A record this version did not write: treat as absent.
                     return Ok(None);
@@ -389,6 +411,7 @@ impl Store {
                         last_used_ms: l,
                         generation: g,
                         idle: Duration::from_millis(i),
+                        key_id,
                     },
                     generation: gen,
                 }))
@@ -593,6 +616,7 @@ mod tests {
             last_used_ms: now,
             generation: 0,
             idle: Duration::from_secs(60),
+            key_id: "k1".into(),
         }
     }
 

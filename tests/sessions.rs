@@ -450,3 +450,43 @@ async fn two_instances_share_sessions_through_redis() {
     };
     assert_eq!(bearer(&b, "/v2/appointments/x", &fresh).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_private_key_change_ends_the_sessions_issued_under_the_old_key() {
+    let redis = RedisServer::start().await;
+    let up = Upstream::start(Behavior::Ok).await;
+    let store = format!(
+        "\n[store]\nbackend = \"redis\"\nurl = \"{}\"\n",
+        redis.url()
+    );
+    let old = config(up.addr, &routes(&store));
+    // The same deployment after the business's private key was rotated.
+    let new = old.replace(PRIVATE_KEY, "pk_live_rotated_1a2b3c");
+    let (before, after) = (Gate::start(&old).await, Gate::start(&new).await);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let token = issue(&before, &handshake_md5(&now)).await;
+    assert_eq!(
+        bearer(&before, "/v2/appointments/x", &token).await.status,
+        200
+    );
+    assert_eq!(
+        bearer(&after, "/v2/appointments/x", &token).await.status,
+        401,
+        "issued under the old key"
+    );
+    // The old signature no longer opens a session; the new one does.
+    assert_eq!(get(&after.url(&handshake_md5(&now))).await.status, 401);
+    let rotated = format!(
+        "/sessionToken?apiKey=12345&timestamp={now}&signature={}",
+        md5_hex("12345pk_live_rotated_1a2b3c")
+    );
+    let fresh = issue(&after, &rotated).await;
+    assert_eq!(
+        bearer(&after, "/v2/appointments/x", &fresh).await.status,
+        200
+    );
+}

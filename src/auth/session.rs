@@ -46,6 +46,18 @@ pub struct Business {
     pub idle: Duration,
     pub max_lifetime: Duration,
     pub accept_query_token: bool,
+    /// A short hash of the private key: sessions issued under another key
+    /// (before a key change) are refused.
+    pub key_id: String,
+}
+
+impl Business {
+    /// The `key_id` of a private key: 8 bytes of SHA-256, as hex. It names
+    /// the key without revealing anything usable about it.
+    pub fn key_id_of(private_key: &[u8]) -> String {
+        use sha2::Digest as _;
+        hex(&sha2::Sha256::digest(private_key)[..8])
+    }
 }
 
 /// Every configured business, by `apiKey`.
@@ -243,6 +255,7 @@ pub async fn verify(
     let cause = match sessions.by_id(&r.business) {
         None => Some("business no longer configured"),
         Some(_) if found.generation != r.generation => Some("business sessions revoked"),
+        Some(b) if b.key_id != r.key_id => Some("business key changed since the handshake"),
         Some(_) if now_ms > r.expires_ms => Some("session past its lifetime"),
         Some(_) if now_ms.saturating_sub(r.last_used_ms) > r.idle.as_millis() as u64 => {
             Some("session idle too long")
@@ -364,6 +377,7 @@ async fn issue(
             .await
             .map_err(|_| GateError::StoreUnavailable)?,
         idle: b.idle,
+        key_id: b.key_id.clone(),
     };
     store
         .session_put(&token_key(&token), &record)
@@ -447,6 +461,7 @@ mod tests {
             idle: Duration::from_secs(4 * 3600),
             max_lifetime: Duration::from_secs(24 * 3600),
             accept_query_token: false,
+            key_id: Business::key_id_of(b"private-key"),
         }
     }
 

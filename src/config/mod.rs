@@ -519,6 +519,7 @@ fn compile_sessions(
             &b.private_key_file,
         );
         if let (Some(id), Some(mode), Some(private_key)) = (id, mode, key) {
+            let key_id = Business::key_id_of(private_key.expose());
             by_api_key.insert(
                 b.api_key.clone(),
                 Business {
@@ -531,6 +532,7 @@ fn compile_sessions(
                     idle,
                     max_lifetime,
                     accept_query_token: b.accept_query_token,
+                    key_id,
                 },
             );
         }
