@@ -217,8 +217,12 @@ impl Store {
             backend: Backend::Memory(Memory {
                 marks: Cache::builder().expire_after(PerEntry).build(),
                 max_marks,
+                // LRU, not moka's default TinyLFU admission: a full store must
+                // drop the least recently used session, never refuse the one a
+                // handshake just issued.
                 sessions: Cache::builder()
                     .max_capacity(max_sessions)
+                    .eviction_policy(moka::policy::EvictionPolicy::lru())
                     .expire_after(PerEntry)
                     .build(),
                 generations: Mutex::new(HashMap::new()),
@@ -618,6 +622,28 @@ mod tests {
             idle: Duration::from_secs(60),
             key_id: "k1".into(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_session_store_drops_the_least_recently_used() {
+        let s = Store::memory(10, 100);
+        let k = |i: u32| key("s", &[&i.to_be_bytes()]);
+        for i in 0..150 {
+            s.session_put(&k(i), &record("biz", 1)).await.unwrap();
+            if let Backend::Memory(m) = &s.backend {
+                m.sessions.run_pending_tasks();
+            }
+        }
+        for i in 140..150 {
+            assert!(
+                s.session_touch(&k(i), 2).await.unwrap().is_some(),
+                "new session {i} kept"
+            );
+        }
+        assert!(
+            s.session_touch(&k(0), 2).await.unwrap().is_none(),
+            "oldest dropped"
+        );
     }
 
     #[tokio::test]
