@@ -110,13 +110,6 @@ async fn setup() -> Setup {
     setup_with(Behavior::Ok).await
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 impl Setup {
     /// A link as scopegate mints it, as a path and query on the gate.
     fn link(&self, booking: &str, action: &str, email: Option<&str>) -> String {
@@ -131,7 +124,7 @@ impl Setup {
                     subject: email.map(|e| ("customer.email", e)),
                     ttl: None,
                 },
-                now(),
+                unix_now(),
             )
             .unwrap();
         url.strip_prefix(BASE).unwrap().to_string()
@@ -214,7 +207,7 @@ async fn a_single_use_link_answers_409_the_second_time() {
 
     // A token without jti is single use by its hash.
     let t = token(
-        json!({"booking_id": "b-2", "action": "cancel_by_customer", "iat": now()}),
+        json!({"booking_id": "b-2", "action": "cancel_by_customer", "iat": unix_now()}),
         KEY,
     );
     let target = at("b-2", "cancel_by_customer", &t);
@@ -227,7 +220,7 @@ async fn a_single_use_link_answers_409_the_second_time() {
     // forgotten before it and the link replayed.
     for claims in [
         json!({"booking_id": "b-4", "action": "cancel_by_customer"}),
-        json!({"booking_id": "b-4", "action": "cancel_by_customer", "iat": now() - 3700}),
+        json!({"booking_id": "b-4", "action": "cancel_by_customer", "iat": unix_now() - 3700}),
     ] {
         let t = token(claims.clone(), KEY);
         let reply = get(&s.gate.url(&at("b-4", "cancel_by_customer", &t))).await;
@@ -340,7 +333,7 @@ async fn every_verification_failure_gets_the_same_401_and_the_upstream_sees_noth
             format!(
                 "/v2/bookings/b-1/external_action/confirm?signature={}",
                 token(
-                    json!({"app_slug": "shop", "booking_id": "b-1", "action": "cancel_by_customer", "exp": now() + 60}),
+                    json!({"app_slug": "shop", "booking_id": "b-1", "action": "cancel_by_customer", "exp": unix_now() + 60}),
                     KEY
                 )
             ),
@@ -445,15 +438,9 @@ async fn every_verification_failure_gets_the_same_401_and_the_upstream_sees_noth
             "/v2/bookings/b-1/external_action/cancel_by_customer".into(),
         ),
     ];
-    let mut first: Option<String> = None;
+    let mut uniform = Uniform401::default();
     for (what, target) in &cases {
-        let out = get_raw(&s.gate, target, "").await;
-        assert_eq!(statuses(&out), [401], "{what}: {out}");
-        let norm = normalized_401(&out);
-        match &first {
-            None => first = Some(norm),
-            Some(f) => assert_eq!(&norm, f, "401 differs for {what}"),
-        }
+        uniform.check(what, &get_raw(&s.gate, target, "").await);
     }
     assert_eq!(s.up.count(), 0);
 
@@ -498,7 +485,7 @@ async fn redirects_go_only_to_allowed_or_signed_targets() {
     // only that one.
     let signed = token(
         json!({"app_slug": "shop", "booking_id": "b-5", "action": "cancel_by_customer",
-               "exp": now() + 60, "redirect": "https://partner.example/thanks"}),
+               "exp": unix_now() + 60, "redirect": "https://partner.example/thanks"}),
         KEY,
     );
     let reply = get(&s.gate.url(&at("b-5", "cancel_by_customer", &signed))).await;
@@ -506,7 +493,7 @@ async fn redirects_go_only_to_allowed_or_signed_targets() {
     assert_eq!(reply.headers["location"], "https://partner.example/thanks");
     let signed2 = token(
         json!({"app_slug": "shop", "booking_id": "b-6", "action": "cancel_by_customer",
-               "exp": now() + 60, "redirect": "https://partner.example/thanks"}),
+               "exp": unix_now() + 60, "redirect": "https://partner.example/thanks"}),
         KEY,
     );
     let other = format!(
@@ -658,7 +645,7 @@ async fn a_listing_gets_a_signed_link_per_allowed_action_and_each_link_works() {
     let claims = jwt::check_signature(tok, KEY.as_bytes()).unwrap();
     assert_eq!(claims["customer.email"], "marty@example.com");
     assert_eq!(claims["booking_id"], "b-1");
-    assert!(claims["exp"].as_u64().unwrap() > now() + 3000);
+    assert!(claims["exp"].as_u64().unwrap() > unix_now() + 3000);
     assert!(claims["jti"].is_string());
 
     // Following it does the action, for that customer.
@@ -893,7 +880,7 @@ mod review {
     /// (single-use links must end).
     fn token(claims: Value) -> String {
         let mut claims = claims.as_object().unwrap().clone();
-        claims.entry("iat").or_insert_with(|| now().into());
+        claims.entry("iat").or_insert_with(|| unix_now().into());
         jwt::sign(&claims, KEY.as_bytes())
     }
 
@@ -1116,7 +1103,7 @@ mod review {
             &json!({"data": [{"id": "b-1", "state": "confirmed"}]}),
         )]))
         .await;
-        let search_exp = now() + 60;
+        let search_exp = unix_now() + 60;
         let reply = get(&s.gate.url(&format!(
             "{}&include=customer_action_links",
             signed_search_with(

@@ -185,15 +185,9 @@ async fn every_refused_handshake_gets_the_same_401() {
             &good_sig[..30]
         ),
     ];
-    let mut first: Option<String> = None;
+    let mut uniform = Uniform401::default();
     for target in &cases {
-        let out = get_raw(&s.gate, target, "").await;
-        assert_eq!(statuses(&out), [401], "{target}: {out}");
-        let norm = normalized_401(&out);
-        match &first {
-            None => first = Some(norm),
-            Some(f) => assert_eq!(&norm, f, "401 differs for {target}"),
-        }
+        uniform.check(target, &get_raw(&s.gate, target, "").await);
     }
     // A malformed request is a 400, and other methods a 405.
     for target in [
@@ -260,20 +254,14 @@ async fn use_slides_the_idle_expiry_and_the_lifetime_cap_never_slides() {
 #[tokio::test]
 async fn unknown_malformed_and_missing_tokens_get_the_same_401() {
     let s = setup().await;
-    let mut first: Option<String> = None;
+    let mut uniform = Uniform401::default();
     for extra in [
         "Authorization: Bearer st:api:api:00000000000000000000000000000000\r\n",
         "Authorization: Bearer st:api:api:XYZ\r\n",
         "Authorization: Bearer \r\n",
         "",
     ] {
-        let out = get_raw(&s.gate, "/v2/appointments/1", extra).await;
-        assert_eq!(statuses(&out), [401], "{extra}: {out}");
-        let norm = normalized_401(&out);
-        match &first {
-            None => first = Some(norm),
-            Some(f) => assert_eq!(&norm, f, "401 differs for {extra:?}"),
-        }
+        uniform.check(extra, &get_raw(&s.gate, "/v2/appointments/1", extra).await);
     }
     assert_eq!(s.up.count(), 0);
 }
@@ -386,11 +374,7 @@ async fn two_instances_share_sessions_through_redis() {
     );
     let toml = config(up.addr, &routes(&store));
     let (a, b) = (Gate::start(&toml).await, Gate::start(&toml).await);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
+    let now = unix_now().to_string();
 
     let token = issue(&a, &handshake_md5(&now)).await;
     assert_eq!(
@@ -463,11 +447,7 @@ async fn a_private_key_change_ends_the_sessions_issued_under_the_old_key() {
     // The same deployment after the business's private key was rotated.
     let new = old.replace(PRIVATE_KEY, "pk_live_rotated_1a2b3c");
     let (before, after) = (Gate::start(&old).await, Gate::start(&new).await);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
+    let now = unix_now().to_string();
     let token = issue(&before, &handshake_md5(&now)).await;
     assert_eq!(
         bearer(&before, "/v2/appointments/x", &token).await.status,

@@ -49,13 +49,6 @@ timeout = "300ms"
     )
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn link(config: &Config, booking: &str) -> String {
     let links = &config.auth.actions;
     links
@@ -68,7 +61,7 @@ fn link(config: &Config, booking: &str) -> String {
                 subject: None,
                 ttl: None,
             },
-            now(),
+            unix_now(),
         )
         .unwrap()
 }

@@ -423,3 +423,27 @@ pub fn normalized_401(out: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Collects refusals and asserts each is a 401 byte-identical to the first
+/// (date and request id aside): a uniform error tells no cause from another.
+#[derive(Default)]
+pub struct Uniform401(Option<String>);
+
+impl Uniform401 {
+    pub fn check(&mut self, what: &str, out: &str) {
+        assert_eq!(statuses(out), [401], "{what}: {out}");
+        let norm = normalized_401(out);
+        match &self.0 {
+            None => self.0 = Some(norm),
+            Some(first) => assert_eq!(&norm, first, "401 differs for {what}"),
+        }
+    }
+}
+
+/// Unix seconds, now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
