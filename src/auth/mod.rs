@@ -20,6 +20,7 @@ pub mod principal;
 pub mod search_query;
 pub mod session;
 pub mod signed_search;
+pub mod sso;
 
 pub use apps::Apps;
 pub use principal::{ActionGrant, Customer, Principal, ScopeValue, Subject};
