@@ -198,17 +198,34 @@ impl Default for Store {
     }
 }
 
-/// Slides a session and reads it with its business's generation, atomically.
-/// KEYS[1] the session; ARGV: now ms, idle ms, generation key prefix.
+/// Reads a session with its business's generation and, in the same atomic
+/// step, either ends it (idle too long or past its cap: deleted, `false`) or
+/// records this use and slides its TTL. A record with a missing or
+/// non-numeric field is deleted and reads as absent.
+/// KEYS[1] the session; ARGV: now ms, generation key prefix.
 const TOUCH: &str = r"
 local v = redis.call('HMGET', KEYS[1], 'b', 'c', 'e', 'l', 'g', 'i', 'k')
 if not v[1] then return false end
-if tonumber(ARGV[1]) > tonumber(v[4]) then redis.call('HSET', KEYS[1], 'l', ARGV[1]) end
-redis.call('PEXPIRE', KEYS[1], v[6])
-local g = redis.call('GET', ARGV[2] .. v[1])
-v[8] = g or '0'
+local now, c, e, l, g, i = tonumber(ARGV[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4]), tonumber(v[5]), tonumber(v[6])
+if not (now and c and e and l and g and i and v[7]) then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+if now > e or now - l > i then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+if now > l then redis.call('HSET', KEYS[1], 'l', ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], i)
+local gen = redis.call('GET', ARGV[2] .. v[1])
+v[8] = gen or '0'
 return v
 ";
+
+/// Whether a session has ended at `now_ms`: idle too long, or past its cap.
+fn ended(r: &SessionRecord, now_ms: u64) -> bool {
+    now_ms > r.expires_ms || now_ms.saturating_sub(r.last_used_ms) > r.idle.as_millis() as u64
+}
 
 impl Store {
     /// The embedded store.
@@ -286,18 +303,27 @@ impl Store {
                 Ok(m.marks.entry(key).or_insert_with(|| ttl).is_fresh())
             }
             Backend::Redis(r) => {
+                // The value is this claim's own nonce: if the connection drops
+                // after Redis applied the SET, the retry finds the mark and
+                // reads it back as ours rather than as a replay.
                 let ms = ttl.as_millis().max(1) as u64;
+                let nonce = format!("{:032x}", rand::random::<u128>());
+                let mark = r.mark(&key);
                 let set: Option<String> = r
                     .run(
                         redis::cmd("SET")
-                            .arg(r.mark(&key))
-                            .arg(1)
+                            .arg(&mark)
+                            .arg(&nonce)
                             .arg("NX")
                             .arg("PX")
                             .arg(ms),
                     )
                     .await?;
-                Ok(set.is_some())
+                if set.is_some() {
+                    return Ok(true);
+                }
+                let held: Option<String> = r.run(redis::cmd("GET").arg(&mark)).await?;
+                Ok(held.as_deref() == Some(nonce.as_str()))
             }
         }
     }
@@ -350,8 +376,10 @@ impl Store {
     }
 
     /// Reads a session and records this use at `now_ms` (sliding its idle
-    /// expiry). `None`: unknown or collected. The caller decides, from the
-    /// returned record (its previous use) and generation, whether it is live.
+    /// expiry), atomically with deciding whether it has ended: concurrent uses
+    /// of an idle-expired session cannot slide it back to life. `None`:
+    /// unknown, collected, or ended (then deleted). The caller checks the
+    /// rest (revocation generation, key, business) on the returned record.
     pub async fn session_touch(&self, key: &Key, now_ms: u64) -> Result<Option<Found>, StoreError> {
         match &self.backend {
             Backend::Memory(m) => {
@@ -359,6 +387,9 @@ impl Store {
                 m.sessions.entry(*key).and_compute_with(|e| match e {
                     Some(e) => {
                         let old = e.into_value();
+                        if ended(&old, now_ms) {
+                            return Op::Remove;
+                        }
                         let mut new = old.clone();
                         new.last_used_ms = new.last_used_ms.max(now_ms);
                         before = Some(old);
@@ -426,7 +457,16 @@ impl Store {
     /// Ends a session; `true` when there was one.
     pub async fn session_delete(&self, key: &Key) -> Result<bool, StoreError> {
         match &self.backend {
-            Backend::Memory(m) => Ok(m.sessions.remove(key).is_some()),
+            // Through the same per-key lock as `session_touch`, so a use in
+            // flight cannot write the session back after it is removed.
+            Backend::Memory(m) => Ok(matches!(
+                m.sessions.entry(*key).and_compute_with(|e| if e.is_some() {
+                    Op::Remove
+                } else {
+                    Op::Nop
+                }),
+                moka::ops::compute::CompResult::Removed(_)
+            )),
             Backend::Redis(r) => {
                 let n: i64 = r.run(redis::cmd("DEL").arg(r.session(key))).await?;
                 Ok(n > 0)

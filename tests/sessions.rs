@@ -470,3 +470,649 @@ async fn a_private_key_change_ends_the_sessions_issued_under_the_old_key() {
         200
     );
 }
+
+// ---- regressions from the security review ----
+//
+// `f*` tests reproduce findings of the review (each failed before its fix);
+// `held_*` are probes that held; `demo_*` shows a documented weakness.
+mod review {
+    use super::*;
+
+    const HMAC_KEY3: &str = "pk_hmac_third_tenant";
+
+    fn md5_sig() -> String {
+        md5_hex(&format!("12345{PRIVATE_KEY}"))
+    }
+
+    async fn logout(gate: &Gate, token: &str) -> Reply {
+        send(
+            Request::delete(gate.url("/sessionToken"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn setup() -> Setup {
+        setup_with("").await
+    }
+
+    async fn setup_with(store: &str) -> Setup {
+        let up = Upstream::start(Behavior::Ok).await;
+        let clock = Clock::system();
+        let gate =
+            Gate::start_with_clock(&config(up.addr, &review_routes(store)), clock.clone()).await;
+        Setup { up, gate, clock }
+    }
+
+    fn redis_store(redis: &RedisServer) -> String {
+        format!(
+            "\n[store]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout = \"500ms\"\n",
+            redis.url()
+        )
+    }
+
+    /// The Redis key of a session, as `store::key("session", [token])` with the
+    /// default prefix.
+    fn redis_session_key(token: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update((b"session".len() as u64).to_be_bytes());
+        h.update(b"session");
+        h.update((token.len() as u64).to_be_bytes());
+        h.update(token.as_bytes());
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        format!("scopegate:s:{hex}")
+    }
+
+    fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &redis.addr.port().to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Fires `n` concurrent bearer requests; returns their statuses.
+    async fn burst(gate: &Gate, token: &str, n: usize) -> Vec<u16> {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let (url, token) = (gate.url("/v2/appointments/x"), token.to_string());
+                tokio::spawn(async move {
+                    send(
+                        Request::get(url)
+                            .header("authorization", format!("Bearer {token}"))
+                            .body(Full::default())
+                            .unwrap(),
+                    )
+                    .await
+                    .status
+                    .as_u16()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    fn review_routes(store: &str) -> String {
+        format!(
+            r#"
+    [[business]]
+    id = "biz-1"
+    api_key = "12345"
+    private_key = "{PRIVATE_KEY}"
+    idle = "4h"
+    max_lifetime = "10h"
+
+    [[business]]
+    id = "biz-2"
+    api_key = "67890"
+    private_key = "{HMAC_KEY}"
+    signature = "hmac-sha256"
+    accept_query_token = true
+
+    [[business]]
+    id = "biz-3"
+    api_key = "33333"
+    private_key = "{HMAC_KEY3}"
+    signature = "hmac-sha256"
+
+    [[route]]
+    name = "appointments"
+    path = "/v2/appointments/*"
+    auth = ["session"]
+    upstream = "backend"
+
+    [[route]]
+    name = "open"
+    path = "/open"
+    auth = ["public"]
+    upstream = "backend"
+    {store}
+    "#
+        )
+    }
+
+    // ===================================================================
+    // Findings
+    // ===================================================================
+
+    /// F1 (memory): an idle-expired session is let through by concurrent uses
+    /// (the first use slides `last_used` before anybody checks idleness), and can
+    /// even be resurrected (a touch's Put lands after the expiring request's
+    /// delete).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn f1_a_burst_cannot_revive_an_idle_expired_session_memory() {
+        // Probabilistic (a race between threads): tries for up to 6 s.
+        let s = setup().await;
+        let started = std::time::Instant::now();
+        let (mut passed, mut resurrected, mut rounds) = (0, 0, 0);
+        while started.elapsed() < Duration::from_secs(6) && passed + resurrected == 0 {
+            rounds += 1;
+            let token = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
+            s.clock.advance(Duration::from_secs(4 * 3600 + 60));
+            let statuses = burst(&s.gate, &token, 48).await;
+            passed += statuses.iter().filter(|&&c| c == 200).count();
+            if bearer(&s.gate, "/v2/appointments/x", &token).await.status == 200 {
+                resurrected += 1;
+            }
+        }
+        assert_eq!(
+            (passed, resurrected),
+            (0, 0),
+            "after {rounds} rounds: requests let through on idle-expired sessions / sessions alive again afterwards"
+        );
+    }
+
+    /// F1 (redis): the same through the shared store: TOUCH slides `l` before the
+    /// caller decides the session is idle-expired, so every concurrent request
+    /// between that TOUCH and the caller's DEL sees a fresh `l` and passes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn f1_a_burst_cannot_revive_an_idle_expired_session_redis() {
+        let redis = RedisServer::start().await;
+        let s = setup_with(&redis_store(&redis)).await;
+        let mut passed = 0;
+        for _ in 0..20 {
+            let token = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
+            s.clock.advance(Duration::from_secs(4 * 3600 + 60));
+            let statuses = burst(&s.gate, &token, 32).await;
+            passed += statuses.iter().filter(|&&c| c == 200).count();
+        }
+        assert_eq!(passed, 0, "requests let through on idle-expired sessions");
+    }
+
+    /// F2 (memory): logout racing a concurrent use. `session_touch` is a moka
+    /// `and_compute_with` (read, then Put) and `session_delete` is a plain
+    /// `remove` that does not take the compute lock, so a touch that read the
+    /// record before the remove writes it back after it: the logout answered 204
+    /// but the token keeps working.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn f2_a_use_racing_logout_cannot_resurrect_the_session_memory() {
+        // Probabilistic (a race between threads): tries for up to 8 s.
+        let s = setup().await;
+        let started = std::time::Instant::now();
+        let (mut resurrected, mut rounds) = (0, 0);
+        while started.elapsed() < Duration::from_secs(8) && resurrected == 0 {
+            rounds += 1;
+            let token = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
+            let users = {
+                let (url, token) = (s.gate.url("/v2/appointments/x"), token.clone());
+                tokio::spawn(async move {
+                    let tasks: Vec<_> = (0..24)
+                        .map(|_| {
+                            let (url, token) = (url.clone(), token.clone());
+                            tokio::spawn(async move {
+                                send(
+                                    Request::get(url)
+                                        .header("authorization", format!("Bearer {token}"))
+                                        .body(Full::default())
+                                        .unwrap(),
+                                )
+                                .await
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        let _ = t.await;
+                    }
+                })
+            };
+            tokio::time::sleep(Duration::from_micros(300)).await;
+            let out = logout(&s.gate, &token).await;
+            users.await.unwrap();
+            if out.status == 204
+                && bearer(&s.gate, "/v2/appointments/x", &token).await.status == 200
+            {
+                resurrected += 1;
+            }
+        }
+        assert_eq!(
+            resurrected, 0,
+            "after {rounds} rounds: a session alive after a 204 logout"
+        );
+    }
+
+    /// F3: a session token after `Bearer<TAB>` (or inside a comma list) is not
+    /// recognised by `is_session_authorization` and reaches the upstream of a
+    /// route that did not authenticate it.
+    #[tokio::test]
+    async fn f3_a_session_bearer_after_a_tab_never_reaches_the_upstream() {
+        let s = setup().await;
+        let token = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
+        let out = get_raw(
+            &s.gate,
+            "/open",
+            &format!("Authorization: Bearer\t{token}\r\n"),
+        )
+        .await;
+        assert_eq!(statuses(&out), [200], "{out}");
+        let rec = s.up.single();
+        let auth = rec.all("authorization");
+        assert!(
+            auth.iter().all(|v| !v.contains("st:api:api:")),
+            "session token forwarded: {auth:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn f3_a_session_bearer_in_a_comma_list_never_reaches_the_upstream() {
+        let s = setup().await;
+        let token = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
+        let out = get_raw(
+            &s.gate,
+            "/open",
+            &format!("Authorization: Basic Zm9vOmJhcg==, Bearer {token}\r\n"),
+        )
+        .await;
+        assert_eq!(statuses(&out), [200], "{out}");
+        let auth = s.up.single().all("authorization");
+        assert!(
+            auth.iter().all(|v| !v.contains("st:api:api:")),
+            "session token forwarded: {auth:?}"
+        );
+    }
+
+    /// F4 (redis): a session hash missing a field (or with a non-numeric one) is
+    /// meant to be "treated as absent" (store.rs), but the TOUCH script runs
+    /// `tonumber(v[4])` / `PEXPIRE .. v[6]` first and errors: the client gets a
+    /// 503 (not the uniform 401) for as long as the key lives, and the record is
+    /// never cleaned up.
+    #[tokio::test]
+    async fn f4_a_redis_record_missing_a_field_reads_as_absent() {
+        let redis = RedisServer::start().await;
+        let s = setup_with(&redis_store(&redis)).await;
+        let now = s.clock.now().to_string();
+
+        let t1 = issue(&s.gate, &handshake_md5(&now)).await;
+        assert_eq!(bearer(&s.gate, "/v2/appointments/x", &t1).await.status, 200);
+        assert_eq!(
+            redis_cli(&redis, &["HDEL", &redis_session_key(&t1), "l"]),
+            "1"
+        );
+        let r1 = bearer(&s.gate, "/v2/appointments/x", &t1).await;
+
+        let t2 = issue(&s.gate, &handshake_md5(&now)).await;
+        assert_eq!(
+            redis_cli(&redis, &["HSET", &redis_session_key(&t2), "i", "x"]),
+            "0"
+        );
+        let r2 = bearer(&s.gate, "/v2/appointments/x", &t2).await;
+
+        assert_eq!(
+            (r1.status.as_u16(), r2.status.as_u16()),
+            (401, 401),
+            "a record this version did not write must read as absent"
+        );
+    }
+
+    /// F7: `session_token` / `session-token` are not stripped from forwarded
+    /// queries: CREDENTIAL_PARAMS is compared after `fold`, which keeps `_`, so
+    /// only camel/lower spellings of `sessionToken` match. A backend that maps
+    /// snake_case to camelCase (common JSON/param middlewares) reads them as the
+    /// session token.
+    #[tokio::test]
+    async fn f7_snake_case_session_token_params_are_stripped() {
+        let s = setup().await;
+        let t = issue(&s.gate, &handshake_hmac(&s.clock.now().to_string())).await;
+        let q = format!("/open?a=1&session_token={t}&session-token={t}");
+        assert_eq!(get(&s.gate.url(&q)).await.status, 200);
+        let target = s.up.single().target;
+        assert!(!target.contains(&t[11..]), "forwarded: {target}");
+    }
+
+    /// F6: a route whose path is `session.path` is accepted by the config and
+    /// silently never reached (the handshake is intercepted before routing, on
+    /// every host).
+    #[tokio::test]
+    async fn f8_a_route_at_the_handshake_path_is_refused() {
+        let up = Upstream::start(Behavior::Ok).await;
+        let toml = config(
+            up.addr,
+            &format!(
+                "{}\n[[route]]\nname = \"vendor-handshake\"\npath = \"/sessionToken\"\nauth = [\"public\"]\nupstream = \"backend\"\n",
+                review_routes("")
+            ),
+        );
+        let parsed = scopegate::Config::from_toml(&toml);
+        assert!(
+            parsed.is_err(),
+            "a route at session.path should be refused (it can never be reached)"
+        );
+    }
+
+    // ===================================================================
+    // Design weakness, demonstrated (passes)
+    // ===================================================================
+
+    /// md5 mode: the signature is md5(apiKey + privateKey), independent of the
+    /// timestamp, so one observed handshake URL is a permanent credential: the
+    /// window adds nothing (the attacker picks a fresh timestamp) and there is no
+    /// replay protection even inside the window.
+    #[tokio::test]
+    async fn demo_md5_signature_is_a_static_reusable_secret() {
+        let s = setup().await;
+        let captured = md5_sig();
+        // Same URL twice in the window: both accepted (no single use in md5 mode).
+        let target = handshake_md5(&s.clock.now().to_string());
+        issue(&s.gate, &target).await;
+        issue(&s.gate, &target).await;
+        // 90 days later, with a fresh timestamp and the same signature.
+        s.clock.advance(Duration::from_secs(90 * 86400));
+        let later = format!(
+            "/sessionToken?apiKey=12345&timestamp={}&signature={captured}",
+            s.clock.now()
+        );
+        issue(&s.gate, &later).await;
+    }
+
+    // ===================================================================
+    // Probes that held
+    // ===================================================================
+
+    #[tokio::test]
+    async fn held_handshake_parameter_confusion() {
+        let s = setup().await;
+        let now = s.clock.now();
+        let sig = md5_sig();
+        // Percent-encoded names count as the parameter: a duplicate is a 400.
+        for t in [
+            format!("/sessionToken?apiKey=12345&api%4Bey=99999&timestamp={now}&signature={sig}"),
+            format!("/sessionToken?apiKey=12345&timestamp={now}&signature={sig}&sign%61ture=00"),
+            format!("/sessionToken?apiKey=12345;apiKey=99999&timestamp={now}&signature={sig}"),
+            format!("/sessionToken?apiKey=12345&timestamp={now};x=1&signature={sig}"),
+            format!("/sessionToken?APIKEY=12345&timestamp={now}&signature={sig}"),
+        ] {
+            assert_eq!(get(&s.gate.url(&t)).await.status, 400, "{t}");
+        }
+        // Other spellings are ignored, not read as the parameter.
+        let t = format!(
+            "/sessionToken?apiKey=12345&APIKEY=99999&Signature=00&timestamp={now}&signature={sig}"
+        );
+        issue(&s.gate, &t).await;
+        assert_eq!(s.up.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn held_timestamp_edge_cases() {
+        let s = setup().await;
+        let now_ms = s.clock.now_ms();
+        let now = now_ms / 1000;
+        let sig = md5_sig();
+        let mut uniform = Uniform401::default();
+        for ts in [
+            "-1".to_string(),
+            format!("-{now}"),
+            format!("+{now}"),
+            format!("{now}e0"),
+            "99999999999".to_string(),              // year 5138 in seconds
+            "99999999999999999999".to_string(),     // > u64 ms
+            "999999999999999999999999".to_string(), // 24 digits
+            format!("{}", u64::MAX),
+            format!("{now_ms}.5"),               // ms with a fraction
+            format!("{}", now_ms / 10),          // ambiguous: 1e11 region
+            format!("{now}.{}", "9".repeat(30)), // too long
+            format!("{now} "),
+            "0".to_string(),
+            format!("{}", now - 301),
+        ] {
+            let target = format!(
+                "/sessionToken?apiKey=12345&timestamp={}&signature={sig}",
+                ts.replace('+', "%2B").replace(' ', "%20")
+            );
+            uniform.check(&ts, &get_raw(&s.gate, &target, "").await);
+        }
+        // Accepted spellings of now.
+        for ts in [
+            format!("000{now}"),
+            format!("{now}.{}", "1".repeat(12)),
+            format!("{now_ms}"),
+            format!("{}", now + 299),
+        ] {
+            issue(&s.gate, &handshake_md5(&ts)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn held_hmac_replay_via_equivalent_encodings() {
+        let s = setup().await;
+        let ts = s.clock.now().to_string();
+        let sig = hmac_hex(HMAC_KEY, &format!("67890:{ts}"));
+        issue(&s.gate, &handshake_hmac(&ts)).await;
+        // `u8::from_str_radix` takes a leading '+': "+a" is read as 0x0a. The
+        // mark is over the decoded bytes, so it is still a replay.
+        let plus = match sig.find('0') {
+            Some(i) if i % 2 == 0 => format!("{}%2B{}", &sig[..i], &sig[i + 1..]),
+            _ => sig.to_uppercase(),
+        };
+        for s2 in [
+            sig.to_uppercase(),
+            plus,
+            format!("{sig}00"),
+            format!("00{sig}"),
+        ] {
+            let t = format!("/sessionToken?apiKey=67890&timestamp={ts}&signature={s2}");
+            assert_eq!(get(&s.gate.url(&t)).await.status, 401, "{t}");
+        }
+        // Other spellings of the same instant need their own signature.
+        for ts2 in [format!("0{ts}"), format!("{ts}000"), format!("{ts}.0")] {
+            let t = format!("/sessionToken?apiKey=67890&timestamp={ts2}&signature={sig}");
+            assert_eq!(get(&s.gate.url(&t)).await.status, 401, "{t}");
+        }
+    }
+
+    #[tokio::test]
+    async fn held_token_format_and_header_spellings() {
+        let s = setup().await;
+        let token = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
+        let mut uniform = Uniform401::default();
+        for extra in [
+            format!("Authorization: Bearer {}\r\n", token.to_uppercase()),
+            format!(
+                "Authorization: Bearer st:api:api:{}\r\n",
+                token[11..].to_uppercase()
+            ),
+            format!("Authorization: Bearer {token}\r\nAuthorization: Bearer {token}\r\n"),
+            format!("Authorization: Bearer\t{token}\r\n"),
+            format!("Authorization: Bearer {token}x\r\n"),
+            format!("Authorization: Basic {token}\r\n"),
+            format!("Authorization: {token}\r\n"),
+            format!("Proxy-Authorization: Bearer {token}\r\n"),
+            format!("Cookie: sessionToken={token}\r\n"),
+        ] {
+            uniform.check(
+                &extra,
+                &get_raw(&s.gate, "/v2/appointments/x", &extra).await,
+            );
+        }
+        for extra in [
+            format!("Authorization: bearer {token}\r\n"),
+            format!("Authorization: BEARER   {token}  \r\n"),
+        ] {
+            let out = get_raw(&s.gate, "/v2/appointments/x", &extra).await;
+            assert_eq!(statuses(&out), [200], "{extra}");
+        }
+        for r in s.up.records() {
+            assert!(r.all("authorization").is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn held_no_session_token_reaches_the_upstream_from_query_or_duplicates() {
+        let s = setup().await;
+        let hmac = issue(&s.gate, &handshake_hmac(&s.clock.now().to_string())).await;
+        let hex = &hmac[11..];
+        // Public route: every spelling of the query parameter goes.
+        let q = format!(
+            "/open?a=1&SESSIONTOKEN={hmac}&sessionToken[]={hmac}&b=2;sessionToken={hmac}&session%54oken={hmac}&%20sessionToken={hmac}&sessionToken%00x={hmac}"
+        );
+        assert_eq!(get(&s.gate.url(&q)).await.status, 200);
+        // Duplicate Authorization headers on a public route.
+        let out = get_raw(
+            &s.gate,
+            "/open",
+            &format!("Authorization: Basic Zm9v\r\nAuthorization: bearer  {hmac}\r\n"),
+        )
+        .await;
+        assert_eq!(statuses(&out), [200]);
+        // Session route with the query token and a stray header.
+        let out = get_raw(
+            &s.gate,
+            &format!("/v2/appointments/x?sessionToken={hmac}&SessionToken={hmac}"),
+            "Authorization: Bearer a\r\nAuthorization: Bearer b\r\n",
+        )
+        .await;
+        assert_eq!(statuses(&out), [200], "{out}");
+        for r in s.up.records() {
+            assert!(!r.target.contains(hex), "{}", r.target);
+            for (_, v) in r.headers.iter() {
+                assert!(!String::from_utf8_lossy(v.as_bytes()).contains(hex));
+            }
+        }
+        let recs = s.up.records();
+        assert_eq!(recs[1].all("authorization"), ["Basic Zm9v"]);
+        assert!(recs[2].all("authorization").is_empty());
+    }
+
+    #[tokio::test]
+    async fn held_handshake_methods_and_logout() {
+        let s = setup().await;
+        let a = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
+        let b = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
+        for m in ["HEAD", "OPTIONS", "PUT", "PATCH", "POST"] {
+            let r = send(
+                Request::builder()
+                    .method(m)
+                    .uri(s.gate.url(&handshake_md5(&s.clock.now().to_string())))
+                    .body(Full::default())
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(r.status, 405, "{m}");
+        }
+        // Logout needs the bearer itself: query tokens and other tokens do nothing.
+        let r = send(
+            Request::delete(s.gate.url(&format!("/sessionToken?sessionToken={a}")))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 401);
+        // DELETE with a body logs out only the presented session.
+        let r = send(
+            Request::delete(s.gate.url("/sessionToken"))
+                .header("authorization", format!("Bearer {b}"))
+                .body(Full::from(format!("{{\"sessionToken\":\"{a}\"}}")))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 204);
+        assert_eq!(bearer(&s.gate, "/v2/appointments/x", &a).await.status, 200);
+        assert_eq!(bearer(&s.gate, "/v2/appointments/x", &b).await.status, 401);
+        assert_eq!(logout(&s.gate, &b).await.status, 401);
+        assert_eq!(s.up.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn held_store_errors_are_503_and_leak_nothing() {
+        // A Redis URL with a password, to a port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = format!(
+            "\n[store]\nbackend = \"redis\"\nurl = \"redis://:hunter2secret@127.0.0.1:{port}/\"\ntimeout = \"200ms\"\n"
+        );
+        let s = setup_with(&store).await;
+        let now = s.clock.now().to_string();
+        for r in [
+            get(&s.gate.url(&handshake_md5(&now))).await,
+            get(&s.gate.url(&handshake_hmac(&now))).await,
+            bearer(
+                &s.gate,
+                "/v2/appointments/x",
+                "st:api:api:0123456789abcdef0123456789abcdef",
+            )
+            .await,
+            logout(&s.gate, "st:api:api:0123456789abcdef0123456789abcdef").await,
+        ] {
+            assert_eq!(r.status, 503);
+            assert_eq!(r.error_code(), "store_unavailable");
+            let body = String::from_utf8_lossy(&r.body).to_lowercase();
+            assert!(
+                !body.contains("hunter2") && !body.contains("redis"),
+                "{body}"
+            );
+        }
+        // A bad signature is still the 401 (checked before the store).
+        let bad = format!("/sessionToken?apiKey=12345&timestamp={now}&signature=00");
+        assert_eq!(get(&s.gate.url(&bad)).await.status, 401);
+        assert_eq!(s.up.count(), 0);
+        // Debug output of the settings never prints the URL.
+        let cfg = scopegate::Config::from_toml(&config(s.up.addr, &review_routes(&store))).unwrap();
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(!dbg.contains(PRIVATE_KEY));
+    }
+
+    #[tokio::test]
+    async fn held_revocation_key_change_and_cap_with_redis() {
+        let redis = RedisServer::start().await;
+        let s = setup_with(&redis_store(&redis)).await;
+        let t = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
+        // The record holds the key id (8 bytes of SHA-256 of the private key), not the key.
+        let fields = redis_cli(&redis, &["HGETALL", &redis_session_key(&t)]);
+        assert!(
+            !fields.contains(PRIVATE_KEY) && !fields.contains(&t),
+            "{fields}"
+        );
+        // Absolute cap never slides, even with uses every 3 h.
+        for _ in 0..3 {
+            s.clock.advance(Duration::from_secs(3 * 3600));
+            assert_eq!(bearer(&s.gate, "/v2/appointments/x", &t).await.status, 200);
+        }
+        s.clock.advance(Duration::from_secs(3601));
+        assert_eq!(bearer(&s.gate, "/v2/appointments/x", &t).await.status, 401);
+        // Deleted after the refusal.
+        assert_eq!(redis_cli(&redis, &["EXISTS", &redis_session_key(&t)]), "0");
+        // Admin revocation: unknown ids are refused; GET is 405.
+        let admin = s.gate.admin.unwrap();
+        let r = get(&format!("http://{admin}/sessions/revoke?business=biz-1")).await;
+        assert_eq!(r.status, 405);
+        let r = send(
+            Request::post(format!(
+                "http://{admin}/sessions/revoke?business=biz-9&business=biz-1"
+            ))
+            .body(Full::default())
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 404);
+    }
+}

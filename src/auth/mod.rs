@@ -206,10 +206,16 @@ fn carries_credential(raw: &str) -> bool {
             .is_some_and(|(name, _)| {
                 // Both readings: `signed[search` (PHP folds a lone `[` to `_`)
                 // and `signature[x]` (an array named `signature`).
+                // `_` dropped as well: `session_token` and `signedSearch`
+                // read as the credential in snake/camel-mapping backends.
                 let base = name.split('[').next().unwrap_or("");
-                [&*name, base]
-                    .iter()
-                    .any(|n| CREDENTIAL_PARAMS.contains(&search_query::fold(n).as_str()))
+                [&*name, base].iter().any(|n| {
+                    let folded = search_query::fold(n);
+                    let squashed = folded.replace('_', "");
+                    CREDENTIAL_PARAMS
+                        .iter()
+                        .any(|c| *c == folded || c.replace('_', "") == squashed)
+                })
             })
     })
 }

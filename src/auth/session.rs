@@ -132,7 +132,13 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     }
     (0..s.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .map(|i| {
+            let pair = s.get(i..i + 2)?;
+            if !pair.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            u8::from_str_radix(pair, 16).ok()
+        })
         .collect()
 }
 
@@ -210,15 +216,13 @@ pub fn present(parts: &Parts, sessions: &Sessions) -> bool {
     bearer(parts).is_some() || (sessions.any_query_token() && query_token(parts).is_some())
 }
 
-/// Whether an `Authorization` value carries a session token (removed from
-/// every forwarded request, whatever the route).
+/// Whether an `Authorization` value carries a session token anywhere, in any
+/// case (after a tab, inside a comma list): removed from every forwarded
+/// request, whatever the route.
 pub fn is_session_authorization(v: &HeaderValue) -> bool {
-    v.to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .is_some_and(|(s, t)| {
-            s.eq_ignore_ascii_case("bearer") && t.trim_start().starts_with(TOKEN_PREFIX)
-        })
+    v.as_bytes()
+        .windows(TOKEN_PREFIX.len())
+        .any(|w| w.eq_ignore_ascii_case(TOKEN_PREFIX.as_bytes()))
 }
 
 fn store_error(e: StoreError) -> AuthError {
@@ -355,9 +359,10 @@ async fn issue(
     if !bool::from(expected.ct_eq(&given)) || given.is_empty() {
         return Err(unauthorized("bad signature"));
     }
-    if b.mode == SignatureMode::HmacSha256 {
-        // Each signed request once, for as long as its timestamp is acceptable.
-        let mark = store::key("handshake", &[b.api_key.as_bytes(), ts.as_bytes(), &given]);
+    // Each signed hmac request once, for as long as its timestamp is acceptable.
+    let mark = (b.mode == SignatureMode::HmacSha256)
+        .then(|| store::key("handshake", &[b.api_key.as_bytes(), ts.as_bytes(), &given]));
+    if let Some(mark) = mark {
         if !store
             .claim_once(mark, b.window * 2 + Duration::from_secs(1))
             .await
@@ -367,22 +372,26 @@ async fn issue(
         }
     }
     let token = new_token();
-    let record = SessionRecord {
-        business: b.id.clone(),
-        created_ms: now_ms,
-        expires_ms: now_ms + b.max_lifetime.as_millis() as u64,
-        last_used_ms: now_ms,
-        generation: store
-            .generation(&b.id)
-            .await
-            .map_err(|_| GateError::StoreUnavailable)?,
-        idle: b.idle,
-        key_id: b.key_id.clone(),
-    };
-    store
-        .session_put(&token_key(&token), &record)
-        .await
-        .map_err(|_| GateError::StoreUnavailable)?;
+    let opened = async {
+        let record = SessionRecord {
+            business: b.id.clone(),
+            created_ms: now_ms,
+            expires_ms: now_ms + b.max_lifetime.as_millis() as u64,
+            last_used_ms: now_ms,
+            generation: store.generation(&b.id).await?,
+            idle: b.idle,
+            key_id: b.key_id.clone(),
+        };
+        store.session_put(&token_key(&token), &record).await
+    }
+    .await;
+    if opened.is_err() {
+        // No session was opened: the client may retry the same signed request.
+        if let Some(mark) = mark {
+            store.release(&mark).await;
+        }
+        return Err(GateError::StoreUnavailable);
+    }
     Ok(json(
         StatusCode::OK,
         serde_json::json!({ "sessionToken": token }).to_string(),

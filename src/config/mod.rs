@@ -421,6 +421,27 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
     if let Some(routes) = &routes {
         timekit::check_link_path(&mut c, routes, &auth);
     }
+    if let Some(routes) = &routes {
+        let path = &auth.sessions.path;
+        if auth.sessions.enabled() {
+            for r in routes.routes() {
+                if r.pattern.as_str() == path.as_str() {
+                    c.err(
+                        "session.path",
+                        format!(
+                            "{path:?} is the session handshake, so route {:?} at the same path would never be reached",
+                            &*r.name
+                        ),
+                    );
+                } else if r.pattern.matches(path).is_some() {
+                    c.warnings.push(format!(
+                        "session.path: requests to {path:?} go to the session handshake, not to route {:?}",
+                        &*r.name
+                    ));
+                }
+            }
+        }
+    }
     let store = compile_store(&mut c, &raw.store);
     if matches!(store, crate::store::StoreSettings::Memory { .. })
         && auth.actions.actions.iter().any(|a| a.single_use)
