@@ -478,8 +478,6 @@ async fn a_private_key_change_ends_the_sessions_issued_under_the_old_key() {
 mod review {
     use super::*;
 
-    const HMAC_KEY3: &str = "pk_hmac_third_tenant";
-
     fn md5_sig() -> String {
         md5_hex(&format!("12345{PRIVATE_KEY}"))
     }
@@ -501,8 +499,7 @@ mod review {
     async fn setup_with(store: &str) -> Setup {
         let up = Upstream::start(Behavior::Ok).await;
         let clock = Clock::system();
-        let gate =
-            Gate::start_with_clock(&config(up.addr, &review_routes(store)), clock.clone()).await;
+        let gate = Gate::start_with_clock(&config(up.addr, &routes(store)), clock.clone()).await;
         Setup { up, gate, clock }
     }
 
@@ -558,45 +555,6 @@ mod review {
             out.push(t.await.unwrap());
         }
         out
-    }
-
-    fn review_routes(store: &str) -> String {
-        format!(
-            r#"
-    [[business]]
-    id = "biz-1"
-    api_key = "12345"
-    private_key = "{PRIVATE_KEY}"
-    idle = "4h"
-    max_lifetime = "10h"
-
-    [[business]]
-    id = "biz-2"
-    api_key = "67890"
-    private_key = "{HMAC_KEY}"
-    signature = "hmac-sha256"
-    accept_query_token = true
-
-    [[business]]
-    id = "biz-3"
-    api_key = "33333"
-    private_key = "{HMAC_KEY3}"
-    signature = "hmac-sha256"
-
-    [[route]]
-    name = "appointments"
-    path = "/v2/appointments/*"
-    auth = ["session"]
-    upstream = "backend"
-
-    [[route]]
-    name = "open"
-    path = "/open"
-    auth = ["public"]
-    upstream = "backend"
-    {store}
-    "#
-        )
     }
 
     // ===================================================================
@@ -698,44 +656,29 @@ mod review {
         );
     }
 
-    /// F3: a session token after `Bearer<TAB>` (or inside a comma list) is not
-    /// recognised by `is_session_authorization` and reaches the upstream of a
-    /// route that did not authenticate it.
+    /// F3: a session token after `Bearer<TAB>` or inside a comma list was
+    /// not recognised and reached the upstream of a route that did not
+    /// authenticate it.
     #[tokio::test]
-    async fn f3_a_session_bearer_after_a_tab_never_reaches_the_upstream() {
+    async fn f3_a_session_bearer_in_any_spelling_never_reaches_the_upstream() {
         let s = setup().await;
         let token = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
-        let out = get_raw(
-            &s.gate,
-            "/open",
-            &format!("Authorization: Bearer\t{token}\r\n"),
-        )
-        .await;
-        assert_eq!(statuses(&out), [200], "{out}");
-        let rec = s.up.single();
-        let auth = rec.all("authorization");
-        assert!(
-            auth.iter().all(|v| !v.contains("st:api:api:")),
-            "session token forwarded: {auth:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn f3_a_session_bearer_in_a_comma_list_never_reaches_the_upstream() {
-        let s = setup().await;
-        let token = issue(&s.gate, &handshake_md5(&s.clock.now().to_string())).await;
-        let out = get_raw(
-            &s.gate,
-            "/open",
-            &format!("Authorization: Basic Zm9vOmJhcg==, Bearer {token}\r\n"),
-        )
-        .await;
-        assert_eq!(statuses(&out), [200], "{out}");
-        let auth = s.up.single().all("authorization");
-        assert!(
-            auth.iter().all(|v| !v.contains("st:api:api:")),
-            "session token forwarded: {auth:?}"
-        );
+        for value in [
+            format!("Bearer\t{token}"),
+            format!("Basic Zm9vOmJhcg==, Bearer {token}"),
+            format!("bearer {}", token.to_uppercase()),
+        ] {
+            let out = get_raw(&s.gate, "/open", &format!("Authorization: {value}\r\n")).await;
+            assert_eq!(statuses(&out), [200], "{out}");
+        }
+        for rec in s.up.records() {
+            let auth = rec.all("authorization");
+            assert!(
+                auth.iter()
+                    .all(|v| !v.to_ascii_lowercase().contains("st:api:api:")),
+                "session token forwarded: {auth:?}"
+            );
+        }
     }
 
     /// F4 (redis): a session hash missing a field (or with a non-numeric one) is
@@ -796,7 +739,7 @@ mod review {
             up.addr,
             &format!(
                 "{}\n[[route]]\nname = \"vendor-handshake\"\npath = \"/sessionToken\"\nauth = [\"public\"]\nupstream = \"backend\"\n",
-                review_routes("")
+                routes("")
             ),
         );
         let parsed = scopegate::Config::from_toml(&toml);
@@ -1075,7 +1018,7 @@ mod review {
         assert_eq!(get(&s.gate.url(&bad)).await.status, 401);
         assert_eq!(s.up.count(), 0);
         // Debug output of the settings never prints the URL.
-        let cfg = scopegate::Config::from_toml(&config(s.up.addr, &review_routes(&store))).unwrap();
+        let cfg = scopegate::Config::from_toml(&config(s.up.addr, &routes(&store))).unwrap();
         let dbg = format!("{cfg:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(!dbg.contains(PRIVATE_KEY));
