@@ -342,17 +342,22 @@ fn strip_session_authorization(headers: &mut HeaderMap, principal: &auth::Princi
         headers.remove(header::AUTHORIZATION);
         return;
     }
+    if !headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .any(auth::session::is_session_authorization)
+    {
+        return;
+    }
     let all: Vec<HeaderValue> = headers
         .get_all(header::AUTHORIZATION)
         .iter()
         .cloned()
         .collect();
-    if all.iter().any(auth::session::is_session_authorization) {
-        headers.remove(header::AUTHORIZATION);
-        for v in all {
-            if !auth::session::is_session_authorization(&v) {
-                headers.append(header::AUTHORIZATION, v);
-            }
+    headers.remove(header::AUTHORIZATION);
+    for v in all {
+        if !auth::session::is_session_authorization(&v) {
+            headers.append(header::AUTHORIZATION, v);
         }
     }
 }

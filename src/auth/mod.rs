@@ -192,8 +192,9 @@ pub(crate) fn set_query(parts: &mut Parts, query: Option<&str>) {
 }
 
 /// Query parameters that carry credentials, removed from every forwarded
-/// request (`signature` is the action-link token), compared folded.
-const CREDENTIAL_PARAMS: &[&str] = &["signed_search", "signature", "action_token", "sessiontoken"];
+/// request (`signature` is the action-link token): `signed_search`,
+/// `signature`, `action_token`, `sessionToken`, folded and without `_`.
+const CREDENTIAL_PARAMS: &[&str] = &["signedsearch", "signature", "actiontoken", "sessiontoken"];
 
 /// Whether a raw `&`-separated parameter carries a credential in a spelling
 /// some backend reads as one: any `;`-separated piece whose name, decoded
@@ -210,11 +211,8 @@ fn carries_credential(raw: &str) -> bool {
                 // read as the credential in snake/camel-mapping backends.
                 let base = name.split('[').next().unwrap_or("");
                 [&*name, base].iter().any(|n| {
-                    let folded = search_query::fold(n);
-                    let squashed = folded.replace('_', "");
-                    CREDENTIAL_PARAMS
-                        .iter()
-                        .any(|c| *c == folded || c.replace('_', "") == squashed)
+                    let squashed = search_query::fold(n).replace('_', "");
+                    CREDENTIAL_PARAMS.contains(&squashed.as_str())
                 })
             })
     })
@@ -228,30 +226,29 @@ pub fn strip_credentials(parts: &mut Parts) {
         return;
     };
     let all = search_query::params(query);
-    if all.iter().any(|p| carries_credential(p.raw)) {
-        let kept: Vec<&str> = all
-            .iter()
-            .filter(|p| !carries_credential(p.raw))
-            .map(|p| p.raw)
-            .collect();
+    let kept: Vec<&str> = all
+        .iter()
+        .filter(|p| !carries_credential(p.raw))
+        .map(|p| p.raw)
+        .collect();
+    if kept.len() != all.len() {
         let rest = (!kept.is_empty()).then(|| kept.join("&"));
         set_query(parts, rest.as_deref());
     }
 }
 
-/// Runs the route's policy against the request. The first listed scheme whose
-/// credential is present decides; none present is a 401 of the first scheme.
-pub fn authenticate(
+/// The scheme that decides a request under `policy`: the first listed one
+/// whose credential is present. `Ok(None)`: a public route. A 401 of the
+/// first scheme when none is present.
+fn deciding_scheme(
     policy: &AuthPolicy,
-    route: &RouteAuth<'_>,
-    parts: &mut Parts,
+    parts: &Parts,
     ctx: &AuthContext,
-    now: u64,
-) -> Result<Principal, AuthError> {
+) -> Result<Option<Scheme>, AuthError> {
     match policy {
-        AuthPolicy::Public => Ok(Principal::Anonymous),
+        AuthPolicy::Public => Ok(None),
         AuthPolicy::AnyOf(schemes) => match schemes.iter().find(|s| s.present(parts, ctx)) {
-            Some(s) => s.verify(parts, route, ctx, now),
+            Some(s) => Ok(Some(*s)),
             None => Err(AuthError::Rejected(Rejection {
                 scheme: schemes.first().copied(),
                 cause: "no credential",
@@ -260,8 +257,23 @@ pub fn authenticate(
     }
 }
 
-/// [`authenticate`] for every scheme, including those that need the store
-/// (sessions). `now_ms` is unix milliseconds.
+/// Runs the route's policy against the request with the schemes that need
+/// no store (see [`authenticate_with`] for all of them).
+pub fn authenticate(
+    policy: &AuthPolicy,
+    route: &RouteAuth<'_>,
+    parts: &mut Parts,
+    ctx: &AuthContext,
+    now: u64,
+) -> Result<Principal, AuthError> {
+    match deciding_scheme(policy, parts, ctx)? {
+        None => Ok(Principal::Anonymous),
+        Some(s) => s.verify(parts, route, ctx, now),
+    }
+}
+
+/// Runs the route's policy against the request, every scheme included
+/// (sessions need the store). `now_ms` is unix milliseconds.
 pub async fn authenticate_with(
     policy: &AuthPolicy,
     route: &RouteAuth<'_>,
@@ -270,10 +282,9 @@ pub async fn authenticate_with(
     store: &crate::store::Store,
     now_ms: u64,
 ) -> Result<Principal, AuthError> {
-    if let AuthPolicy::AnyOf(schemes) = policy {
-        if schemes.iter().find(|s| s.present(parts, ctx)) == Some(&Scheme::Session) {
-            return session::verify(parts, &ctx.sessions, store, now_ms).await;
-        }
+    match deciding_scheme(policy, parts, ctx)? {
+        None => Ok(Principal::Anonymous),
+        Some(Scheme::Session) => session::verify(parts, &ctx.sessions, store, now_ms).await,
+        Some(s) => s.verify(parts, route, ctx, now_ms / 1000),
     }
-    authenticate(policy, route, parts, ctx, now_ms / 1000)
 }
