@@ -226,7 +226,7 @@ fn session_signature(config: &std::path::Path, business: &str) -> ExitCode {
         Err(code) => return code,
     };
     let sessions = &config.auth.sessions;
-    let Some(b) = sessions.by_api_key.values().find(|b| b.id == business) else {
+    let Some(b) = sessions.by_id(business) else {
         let mut known: Vec<&str> = sessions
             .by_api_key
             .values()

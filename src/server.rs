@@ -361,15 +361,9 @@ async fn revoke(admin: &Admin, req: &Request<Incoming>) -> Response<ResponseBody
             .find(|(k, _)| k == "business")
             .map(|(_, v)| v.into_owned())
     });
-    let known = business.as_deref().filter(|b| {
-        admin
-            .config
-            .auth
-            .sessions
-            .by_api_key
-            .values()
-            .any(|x| x.id == *b)
-    });
+    let known = business
+        .as_deref()
+        .filter(|b| admin.config.auth.sessions.by_id(b).is_some());
     let Some(business) = known else {
         return json(
             StatusCode::NOT_FOUND,

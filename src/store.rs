@@ -48,8 +48,9 @@ pub fn key(domain: &str, parts: &[&[u8]]) -> Key {
     h.finalize().into()
 }
 
-fn hex(k: &Key) -> String {
-    k.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hex of bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -192,12 +193,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-impl Default for Store {
-    fn default() -> Self {
-        Self::memory(1_000_000, 1_000_000)
-    }
-}
-
 /// Reads a session with its business's generation and, in the same atomic
 /// step, either ends it (idle too long or past its cap: deleted, `false`) or
 /// records this use and slides its TTL. A record with a missing or
@@ -278,10 +273,6 @@ impl Store {
                 })
             }
         }
-    }
-
-    pub fn is_shared(&self) -> bool {
-        matches!(self.backend, Backend::Redis(_))
     }
 
     /// Records `key` for `ttl`. `Ok(true)` when this call recorded it,
@@ -498,17 +489,6 @@ impl Store {
                 Ok(*n)
             }
             Backend::Redis(r) => r.run(redis::cmd("INCR").arg(r.gen(business))).await,
-        }
-    }
-
-    /// Whether the store answers (for `/readyz`).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Memory(_) => Ok(()),
-            Backend::Redis(r) => {
-                let _: String = r.run(&redis::cmd("PING")).await?;
-                Ok(())
-            }
         }
     }
 }

@@ -24,7 +24,7 @@ use super::{search_query as q, AuthError, Principal, Rejection, Scheme, ScopeVal
 use crate::{
     body::ResponseBody,
     error::GateError,
-    store::{self, SessionRecord, Store, StoreError},
+    store::{self, hex, SessionRecord, Store, StoreError},
 };
 
 /// Prefix of every token, as the vendor issues them.
@@ -85,7 +85,8 @@ impl Sessions {
         !self.by_api_key.is_empty()
     }
 
-    fn by_id(&self, id: &str) -> Option<&Business> {
+    /// The business with this `id` (`X-Scope-Business`).
+    pub fn by_id(&self, id: &str) -> Option<&Business> {
         self.by_api_key.values().find(|b| b.id == id)
     }
 
@@ -99,11 +100,6 @@ fn reject(cause: &'static str) -> Rejection {
         scheme: Some(Scheme::Session),
         cause,
     }
-}
-
-/// Lower-case hex of bytes.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The expected signature of a handshake, as lowercase hex.
@@ -230,6 +226,14 @@ fn store_error(e: StoreError) -> AuthError {
     AuthError::Store
 }
 
+/// Deletes a session that can no longer be used, and says why.
+async fn end(store: &Store, key: &store::Key, cause: &'static str) -> AuthError {
+    match store.session_delete(key).await {
+        Ok(_) => AuthError::Rejected(reject(cause)),
+        Err(e) => store_error(e),
+    }
+}
+
 /// Verifies a bearer session and slides it.
 pub async fn verify(
     parts: &Parts,
@@ -255,25 +259,21 @@ pub async fn verify(
     else {
         return Err(AuthError::Rejected(reject("unknown or expired session")));
     };
+    // Idle and lifetime expiry were decided by the store, atomically with
+    // this use; what is left depends on the configuration.
     let r = &found.record;
-    let cause = match sessions.by_id(&r.business) {
-        None => Some("business no longer configured"),
-        Some(_) if found.generation != r.generation => Some("business sessions revoked"),
-        Some(b) if b.key_id != r.key_id => Some("business key changed since the handshake"),
-        Some(_) if now_ms > r.expires_ms => Some("session past its lifetime"),
-        Some(_) if now_ms.saturating_sub(r.last_used_ms) > r.idle.as_millis() as u64 => {
-            Some("session idle too long")
-        }
-        Some(b) if from_query && !b.accept_query_token => Some("query token not accepted"),
-        Some(_) => None,
+    let Some(business) = sessions.by_id(&r.business) else {
+        return Err(end(store, &key, "business no longer configured").await);
     };
-    if let Some(cause) = cause {
-        if cause != "query token not accepted" {
-            store.session_delete(&key).await.map_err(store_error)?;
-        }
-        return Err(AuthError::Rejected(reject(cause)));
+    if found.generation != r.generation {
+        return Err(end(store, &key, "business sessions revoked").await);
     }
-    let business = sessions.by_id(&r.business).expect("checked above");
+    if business.key_id != r.key_id {
+        return Err(end(store, &key, "business key changed since the handshake").await);
+    }
+    if from_query && !business.accept_query_token {
+        return Err(AuthError::Rejected(reject("query token not accepted")));
+    }
     Ok(Principal::Business {
         credential: Scheme::Session,
         business: business.id_value.clone(),
