@@ -14,8 +14,8 @@ use http::request::Parts;
 use serde_json::Value;
 
 use super::{
-    jwt, search_query as q, ActionGrant, AuthContext, AuthError, Customer, Principal, Rejection,
-    RouteAuth, Scheme, ScopeValue, Subject,
+    jwt, search_query as q, ActionGrant, AuthContext, AuthError, Principal, Rejection, RouteAuth,
+    Scheme, ScopeValue, Subject,
 };
 use crate::actions::{check_redirect, valid_booking_id};
 
@@ -163,7 +163,6 @@ pub fn verify(
         None
     };
 
-    let app = ScopeValue::new(&v.app_slug).map_err(|_| reject("app slug not sendable"))?;
     let grant = ActionGrant {
         booking_id: ScopeValue::new(booking_id).map_err(|_| reject("booking id not sendable"))?,
         action: ScopeValue::new(&action.name).map_err(|_| reject("action not sendable"))?,
@@ -173,16 +172,5 @@ pub fn verify(
         once,
     };
     super::set_query(parts, None);
-    Ok(Principal::Customer(Box::new(Customer {
-        credential: Scheme::ActionLink,
-        app_slug: v.app_slug,
-        app,
-        subject,
-        action: Some(Box::new(grant)),
-        expires: v
-            .claims
-            .get("exp")
-            .and_then(Value::as_f64)
-            .map(|e| e.max(0.0) as u64),
-    })))
+    super::customer(Scheme::ActionLink, v, subject, Some(grant)).map_err(reject)
 }

@@ -177,6 +177,30 @@ pub(crate) fn subject_claim(
     Ok(found)
 }
 
+/// The principal of a verified Timekit token (signed search, action link).
+/// The error is a log cause for the scheme's uniform 401.
+pub(crate) fn customer(
+    credential: Scheme,
+    v: jwt::Verified,
+    subject: Option<Subject>,
+    action: Option<ActionGrant>,
+) -> Result<Principal, &'static str> {
+    let app = ScopeValue::new(&v.app_slug).map_err(|_| "app slug not sendable")?;
+    let expires = v
+        .claims
+        .get("exp")
+        .and_then(serde_json::Value::as_f64)
+        .map(|e| e.max(0.0) as u64);
+    Ok(Principal::Customer(Box::new(Customer {
+        credential,
+        app_slug: v.app_slug,
+        app,
+        subject,
+        action: action.map(Box::new),
+        expires,
+    })))
+}
+
 /// Replaces the query of the request.
 pub(crate) fn set_query(parts: &mut Parts, query: Option<&str>) {
     let path = parts.uri.path();

@@ -8,8 +8,8 @@
 //! the query re-serialized from its decoded parameters, without `signed_search`.
 
 use super::{
-    jwt, search_query as q, AuthContext, AuthError, Customer, Principal, Rejection, RouteAuth,
-    Scheme, ScopeValue, Subject,
+    jwt, search_query as q, AuthContext, AuthError, Principal, Rejection, RouteAuth, Scheme,
+    Subject,
 };
 use http::request::Parts;
 
@@ -71,22 +71,10 @@ pub fn verify(
         })
     })?;
 
-    let app = ScopeValue::new(&v.app_slug).map_err(|_| reject("app slug not sendable"))?;
     let subject = Subject::new(field, claim).map_err(|_| reject("subject not sendable"))?;
 
     // The upstream gets a re-serialized query, never the client's bytes.
     let canonical = q::canonical(query, &["signed_search"]);
     super::set_query(parts, canonical.as_deref());
-    Ok(Principal::Customer(Box::new(Customer {
-        credential: Scheme::SignedSearch,
-        app_slug: v.app_slug,
-        app,
-        subject: Some(subject),
-        action: None,
-        expires: v
-            .claims
-            .get("exp")
-            .and_then(serde_json::Value::as_f64)
-            .map(|e| e.max(0.0) as u64),
-    })))
+    super::customer(Scheme::SignedSearch, v, Some(subject), None).map_err(reject)
 }
