@@ -288,6 +288,20 @@ impl Checker {
             .ok()
     }
 
+    /// An upper-case HTTP method such as `GET`.
+    fn method(&mut self, path: &str, m: &str) -> Option<Method> {
+        match Method::from_bytes(m.as_bytes()) {
+            Ok(parsed) if m.bytes().all(|b| b.is_ascii_uppercase()) => Some(parsed),
+            _ => {
+                self.err(
+                    path,
+                    format!("invalid method {m:?} (upper-case, e.g. \"GET\")"),
+                );
+                None
+            }
+        }
+    }
+
     fn nonzero<T: PartialEq + Default + Copy>(&mut self, path: &str, v: T) -> T {
         if v == T::default() {
             self.err(path, "must be greater than zero");
@@ -844,16 +858,10 @@ fn compile_routes(
         });
         let mut methods = Vec::new();
         for (j, m) in r.methods.iter().enumerate() {
-            match Method::from_bytes(m.as_bytes()) {
-                Ok(parsed) if m.bytes().all(|b| b.is_ascii_uppercase()) => {
-                    if !methods.contains(&parsed) {
-                        methods.push(parsed)
-                    }
+            if let Some(parsed) = c.method(&format!("{path}.methods[{j}]"), m) {
+                if !methods.contains(&parsed) {
+                    methods.push(parsed)
                 }
-                _ => c.err(
-                    format!("{path}.methods[{j}]"),
-                    format!("invalid method {m:?} (upper-case, e.g. \"GET\")"),
-                ),
             }
         }
         let pattern = Pattern::parse(&r.path)

@@ -76,19 +76,6 @@ pub(super) fn compile_apps(c: &mut Checker, raw: &[raw::RawApp]) -> crate::auth:
     apps
 }
 
-fn method(c: &mut Checker, path: &str, m: &str) -> Option<Method> {
-    match Method::from_bytes(m.as_bytes()) {
-        Ok(parsed) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => Some(parsed),
-        _ => {
-            c.err(
-                path,
-                format!("invalid method {m:?} (upper-case, e.g. \"GET\")"),
-            );
-            None
-        }
-    }
-}
-
 fn origins(c: &mut Checker, path: &str, list: &[String]) -> Vec<url::Origin> {
     list.iter()
         .enumerate()
@@ -133,10 +120,10 @@ pub(super) fn compile_actions(
             .methods
             .iter()
             .enumerate()
-            .filter_map(|(j, m)| method(c, &format!("{path}.methods[{j}]"), m))
+            .filter_map(|(j, m)| c.method(&format!("{path}.methods[{j}]"), m))
             .collect();
         let upstream = a.upstream.split_once(' ').and_then(|(m, p)| {
-            let m = method(c, &format!("{path}.upstream"), m)?;
+            let m = c.method(&format!("{path}.upstream"), m)?;
             let p = PathTemplate::parse(p)
                 .map_err(|e| c.err(format!("{path}.upstream"), format!("{p:?}: {e}")))
                 .ok()?;
