@@ -132,10 +132,7 @@ fn subject_arg(
     let (field, value) = match (email, meta) {
         (Some(e), _) => ("customer.email".to_string(), e),
         (None, Some(m)) => match m.split_once('=') {
-            Some((name, v))
-                if !name.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-            {
+            Some((name, v)) if scopegate::auth::is_meta_name(name) => {
                 (format!("meta.{name}"), v.to_string())
             }
             _ => {
@@ -145,8 +142,11 @@ fn subject_arg(
         },
         (None, None) => return Ok(None),
     };
-    if value.is_empty() || value.contains([';', '*', '%']) || value.chars().any(char::is_control) {
-        eprintln!("error: the subject value cannot contain ';', '*', '%' or control characters");
+    // The rule the verifier binds by: a token it would refuse is not minted.
+    if !scopegate::auth::search_query::searchable_claim(&value) {
+        eprintln!(
+            "error: the subject value must be non-empty, unpadded, without ';', '*', '%' or control characters"
+        );
         return Err(ExitCode::from(2));
     }
     Ok(Some((field, value)))

@@ -154,6 +154,11 @@ pub enum AuthError {
     Store,
 }
 
+/// Whether `n` can name a `meta.<n>` subject: `[A-Za-z0-9_]+`.
+pub fn is_meta_name(n: &str) -> bool {
+    !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// The subject claim of a Timekit token: at most one of `customer.email` /
 /// `meta.<name>`, a string. The error is a log cause.
 pub(crate) fn subject_claim(
@@ -161,10 +166,7 @@ pub(crate) fn subject_claim(
 ) -> Result<Option<(&str, &str)>, &'static str> {
     let mut found = None;
     for (k, v) in claims {
-        let is_subject = k == "customer.email"
-            || k.strip_prefix("meta.").is_some_and(|n| {
-                !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            });
+        let is_subject = k == "customer.email" || k.strip_prefix("meta.").is_some_and(is_meta_name);
         if is_subject {
             let serde_json::Value::String(v) = v else {
                 return Err("subject claim is not a string");

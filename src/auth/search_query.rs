@@ -240,6 +240,16 @@ pub fn parse_search<'q>(
     Ok(Search { pairs })
 }
 
+/// Whether a subject value can stand in a `search` pair exactly as signed:
+/// not empty, not padded, no `;` (pair separator), `*` (wildcard), `%`
+/// (a second decoding) or control character.
+pub fn searchable_claim(claim: &str) -> bool {
+    !claim.is_empty()
+        && claim.trim() == claim
+        && !claim.contains([';', '*', '%'])
+        && !claim.chars().any(char::is_control)
+}
+
 /// Binds the signed `field = claim` to a parsed search. Any other subject
 /// field must be in `allowed` (when given).
 pub fn bind(
@@ -248,11 +258,7 @@ pub fn bind(
     claim: &str,
     allowed: Option<&[String]>,
 ) -> Result<(), BindError> {
-    if claim.is_empty()
-        || claim.trim() != claim
-        || claim.contains([';', '*', '%'])
-        || claim.chars().any(char::is_control)
-    {
+    if !searchable_claim(claim) {
         return Err(BindError::UnsearchableClaim);
     }
     let mut found = 0;
