@@ -30,6 +30,26 @@ auth = ["public"]
 upstream = "backend"
 "#;
 
+/// The SHIPPED configuration (fronting the demo backend).
+const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
+
+/// A demo secret next to the SHIPPED configuration, without its newline.
+fn demo_key(file: &str) -> String {
+    let path = format!("{}/config/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 struct Checked {
     code: Option<i32>,
     stdout: String,
@@ -86,8 +106,7 @@ fn version_prints_the_crate_version() {
 
 #[test]
 fn check_accepts_the_shipped_config_and_prints_the_route_table() {
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
-    let out = run_to_end(&["check", "--config", shipped], &[]);
+    let out = run_to_end(&["check", "--config", SHIPPED], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -357,13 +376,12 @@ fn typos_in_several_tables_are_reported_at_once() {
 
 #[test]
 fn token_signed_search_mints_a_token_the_configured_key_verifies() {
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
     let out = run_to_end(
         &[
             "token",
             "signed-search",
             "--config",
-            shipped,
+            SHIPPED,
             "--app",
             "demo-app",
             "--email",
@@ -373,15 +391,10 @@ fn token_signed_search_mints_a_token_the_configured_key_verifies() {
         ],
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let key = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo-app.key"))
-        .unwrap();
-    let claims = scopegate::auth::jwt::check_signature(&token, key.trim_end().as_bytes()).unwrap();
+    let key = demo_key("demo-app.key");
+    let claims = scopegate::auth::jwt::check_signature(&token, key.as_bytes()).unwrap();
     assert_eq!(claims["app_slug"], "demo-app");
     assert_eq!(claims["customer.email"], "ada@example.com");
     assert!(claims["exp"].as_u64().unwrap() > claims["iat"].as_u64().unwrap());
@@ -392,13 +405,12 @@ fn token_signed_search_mints_a_token_the_configured_key_verifies() {
 
 #[test]
 fn token_for_an_unknown_app_or_a_bad_subject_fails() {
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
     let out = run_to_end(
         &[
             "token",
             "signed-search",
             "--config",
-            shipped,
+            SHIPPED,
             "--app",
             "nope",
             "--email",
@@ -413,7 +425,7 @@ fn token_for_an_unknown_app_or_a_bad_subject_fails() {
             "token",
             "signed-search",
             "--config",
-            shipped,
+            SHIPPED,
             "--app",
             "demo-app",
             "--meta",
@@ -576,13 +588,12 @@ fn app_credentials_are_checked_where_they_are_used() {
 
 #[test]
 fn token_action_link_mints_a_link_the_configured_key_verifies() {
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
     let out = run_to_end(
         &[
             "token",
             "action-link",
             "--config",
-            shipped,
+            SHIPPED,
             "--app",
             "demo-app",
             "--booking",
@@ -598,11 +609,7 @@ fn token_action_link_mints_a_link_the_configured_key_verifies() {
         ],
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let rest = url
         .strip_prefix(
@@ -611,9 +618,8 @@ fn token_action_link_mints_a_link_the_configured_key_verifies() {
         .unwrap_or_else(|| panic!("{url}"));
     let (token, redirect) = rest.split_once("&redirect=").unwrap();
     assert_eq!(redirect, "http%3A%2F%2F127.0.0.1%3A8080%2Fdone");
-    let key = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo-app.key"))
-        .unwrap();
-    let claims = scopegate::auth::jwt::check_signature(token, key.trim_end().as_bytes()).unwrap();
+    let key = demo_key("demo-app.key");
+    let claims = scopegate::auth::jwt::check_signature(token, key.as_bytes()).unwrap();
     assert_eq!(claims["booking_id"], "bk-1");
     assert_eq!(claims["action"], "cancel_by_customer");
     assert_eq!(claims["customer.email"], "ada@example.com");
@@ -645,7 +651,7 @@ fn token_action_link_mints_a_link_the_configured_key_verifies() {
             "token",
             "action-link",
             "--config",
-            shipped,
+            SHIPPED,
             "--app",
             "demo-app",
         ];
@@ -663,34 +669,25 @@ fn token_action_link_mints_a_link_the_configured_key_verifies() {
 #[test]
 fn token_session_signature_prints_the_handshake_query_of_a_legacy_client() {
     use md5::{Digest, Md5};
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
     let out = run_to_end(
         &[
             "token",
             "session-signature",
             "--config",
-            shipped,
+            SHIPPED,
             "--business",
             "demo-business",
         ],
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let query = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let params: std::collections::HashMap<String, String> =
         form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
-    let key = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/demo-business.key"
-    ))
-    .unwrap();
-    let expected: String = Md5::digest(format!("10001{}", key.trim_end()).as_bytes())
+    let key = demo_key("demo-business.key");
+    let expected: String = Md5::digest(format!("10001{key}").as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -705,7 +702,7 @@ fn token_session_signature_prints_the_handshake_query_of_a_legacy_client() {
             "token",
             "session-signature",
             "--config",
-            shipped,
+            SHIPPED,
             "--business",
             "nope",
         ],
