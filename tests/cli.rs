@@ -30,10 +30,10 @@ auth = ["public"]
 upstream = "backend"
 "#;
 
-/// The SHIPPED configuration (fronting the demo backend).
+/// The shipped configuration (fronting the demo backend).
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scopegate.toml");
 
-/// A demo secret next to the SHIPPED configuration, without its newline.
+/// A demo secret next to the shipped configuration, without its newline.
 fn demo_key(file: &str) -> String {
     let path = format!("{}/config/{file}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(path)
