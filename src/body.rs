@@ -110,6 +110,17 @@ impl ResponseBody {
         }
     }
 
+    /// A JSON response scopegate answers itself.
+    pub fn json(status: http::StatusCode, body: impl Into<Bytes>) -> http::Response<Self> {
+        let mut resp = http::Response::new(Self::full(body));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+
     pub fn empty() -> Self {
         Self {
             inner: Inner::Full(None),

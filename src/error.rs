@@ -128,13 +128,8 @@ impl GateError {
         let body = serde_json::json!({
             "error": { "code": self.code(), "message": self.message() }
         });
-        let mut resp = Response::new(ResponseBody::full(body.to_string()));
-        *resp.status_mut() = self.status();
+        let mut resp = ResponseBody::json(self.status(), body.to_string());
         let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let GateError::Unauthorized(r) = &self {
             if r.scheme == Some(crate::auth::Scheme::Session) {

@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 
 use crate::{clock::Clock, store::Store};
 use hyper::{body::Incoming, service::service_fn};
@@ -344,15 +344,6 @@ async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiv
 
 /// `POST /sessions/revoke?business=<id>`.
 async fn revoke(admin: &Admin, req: &Request<Incoming>) -> Response<ResponseBody> {
-    let json = |status: StatusCode, body: String| {
-        let mut r = Response::new(ResponseBody::full(body));
-        *r.status_mut() = status;
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        r
-    };
     if req.method() != http::Method::POST {
         return GateError::MethodNotAllowed(vec![http::Method::POST]).into_response();
     }
@@ -365,15 +356,15 @@ async fn revoke(admin: &Admin, req: &Request<Incoming>) -> Response<ResponseBody
         .as_deref()
         .filter(|b| admin.config.auth.sessions.by_id(b).is_some());
     let Some(business) = known else {
-        return json(
+        return ResponseBody::json(
             StatusCode::NOT_FOUND,
-            r#"{"error":{"code":"unknown_business","message":"no such business"}}"#.into(),
+            r#"{"error":{"code":"unknown_business","message":"no such business"}}"#,
         );
     };
     match admin.store.revoke_business(business).await {
         Ok(generation) => {
             tracing::info!(business, generation, "revoked every session of a business");
-            json(
+            ResponseBody::json(
                 StatusCode::OK,
                 serde_json::json!({"revoked": business, "generation": generation}).to_string(),
             )
@@ -392,11 +383,5 @@ fn admin_response(path: &str, ready: bool) -> Response<ResponseBody> {
             r#"{"error":{"code":"not_found","message":"no such admin endpoint"}}"#,
         ),
     };
-    let mut r = Response::new(ResponseBody::full(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    ResponseBody::json(status, body)
 }

@@ -280,18 +280,6 @@ pub async fn verify(
     })
 }
 
-fn json(status: StatusCode, body: String) -> Response<ResponseBody> {
-    let mut resp = Response::new(ResponseBody::full(body));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
 fn unauthorized(cause: &'static str) -> GateError {
     GateError::Unauthorized(reject(cause))
 }
@@ -392,10 +380,13 @@ async fn issue(
         }
         return Err(GateError::StoreUnavailable);
     }
-    Ok(json(
+    let mut resp = ResponseBody::json(
         StatusCode::OK,
         serde_json::json!({ "sessionToken": token }).to_string(),
-    ))
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }
 
 async fn logout(parts: &Parts, store: &Store) -> Result<Response<ResponseBody>, GateError> {
