@@ -237,12 +237,7 @@ fn session_signature(config: &std::path::Path, business: &str) -> ExitCode {
         return ExitCode::from(1);
     };
     let ts = unix_now().to_string();
-    let query = form_urlencoded::Serializer::new(String::new())
-        .append_pair("apiKey", &b.api_key)
-        .append_pair("timestamp", &ts)
-        .append_pair("signature", &scopegate::auth::session::signature(b, &ts))
-        .finish();
-    println!("{query}");
+    println!("{}", scopegate::auth::session::handshake_query(b, &ts));
     eprintln!("use with: GET {}?<query>", sessions.path);
     ExitCode::SUCCESS
 }

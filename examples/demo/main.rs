@@ -332,11 +332,7 @@ fn session_try(config: &Config, now: u64) -> Option<SessionTry> {
     businesses.sort_by(|a, b| a.id.cmp(&b.id));
     let b = businesses.first()?;
     let ts = now.to_string();
-    let query = form_urlencoded::Serializer::new(String::new())
-        .append_pair("apiKey", &b.api_key)
-        .append_pair("timestamp", &ts)
-        .append_pair("signature", &scopegate::auth::session::signature(b, &ts))
-        .finish();
+    let query = scopegate::auth::session::handshake_query(b, &ts);
     // A booking of the demo backend, if a session route serves it.
     let path = "/v2/bookings/b-1001";
     let route_path = match config.routes.lookup(None, &Method::GET, path) {

@@ -122,6 +122,16 @@ pub fn signature(b: &Business, timestamp: &str) -> String {
     }
 }
 
+/// The handshake query a legacy client of `b` sends at `timestamp`:
+/// `apiKey=..&timestamp=..&signature=..`.
+pub fn handshake_query(b: &Business, timestamp: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("apiKey", &b.api_key)
+        .append_pair("timestamp", timestamp)
+        .append_pair("signature", &signature(b, timestamp))
+        .finish()
+}
+
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 || s.len() > 128 {
         return None;
