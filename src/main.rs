@@ -4,7 +4,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use scopegate::{config::LogFormat, Config};
+use scopegate::{clock::Clock, config::LogFormat, Config};
 
 #[derive(Parser)]
 #[command(
@@ -152,12 +152,6 @@ fn subject_arg(
     Ok(Some((field, value)))
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn token(kind: TokenKind) -> ExitCode {
     match kind {
         TokenKind::SignedSearch {
@@ -202,7 +196,7 @@ fn token(kind: TokenKind) -> ExitCode {
                 subject,
                 ttl: ttl.map(Into::into),
             };
-            match links.mint(&config.auth.apps, &link, unix_now()) {
+            match links.mint(&config.auth.apps, &link, Clock::system().now()) {
                 Ok(mut url) => {
                     if let Some(r) = redirect {
                         url.push_str("&redirect=");
@@ -236,7 +230,7 @@ fn session_signature(config: &std::path::Path, business: &str) -> ExitCode {
         eprintln!("error: no [[business]] with id {business:?} (configured: {known:?})");
         return ExitCode::from(1);
     };
-    let ts = unix_now().to_string();
+    let ts = Clock::system().now().to_string();
     println!("{}", scopegate::auth::session::handshake_query(b, &ts));
     eprintln!("use with: GET {}?<query>", sessions.path);
     ExitCode::SUCCESS
@@ -258,7 +252,7 @@ fn signed_search_token(
         Ok(c) => c,
         Err(code) => return code,
     };
-    let now = unix_now();
+    let now = Clock::system().now();
     let mut claims = serde_json::Map::new();
     claims.insert(field.clone(), value.clone().into());
     claims.insert("iat".into(), now.into());

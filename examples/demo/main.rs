@@ -24,6 +24,7 @@ use http::Method;
 use scopegate::{
     actions::Link,
     auth::{AuthPolicy, Scheme},
+    clock::Clock,
     config::LogFormat,
     routes::Lookup,
     Config,
@@ -88,7 +89,7 @@ async fn main() -> ExitCode {
 
     // `start` takes the config, so work out the curl lines first.
     let tries = plan(&config);
-    let session = session_try(&config, unix_now());
+    let session = session_try(&config, Clock::system().now());
     let drain = config.drain_timeout;
     let running = match scopegate::start(config).await {
         Ok(r) => r,
@@ -155,12 +156,6 @@ const DEMO_TENTATIVE: &str = "b-1002";
 /// One line to try: what it shows, curl flags, target, and what the
 /// configured route table will do with it.
 type Planned = (String, &'static str, String, String);
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// Signed-search lines, with a token minted from the configured demo app key.
 fn signed_search_tries(config: &Config, now: u64) -> Vec<(String, &'static str, String)> {
@@ -262,7 +257,7 @@ fn action_link_tries(config: &Config, now: u64) -> Vec<(String, &'static str, St
 }
 
 fn plan(config: &Config) -> Vec<Planned> {
-    let now = unix_now();
+    let now = Clock::system().now();
     let fixed = TRIES
         .iter()
         .map(|&(what, flags, target)| (what.to_string(), flags, target.to_string()));
