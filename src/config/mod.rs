@@ -423,38 +423,10 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         actions: timekit::compile_actions(&mut c, &raw.action_links, &raw.action),
         sessions: compile_sessions(&mut c, &raw.session, &raw.business),
     };
-    for (i, r) in raw.route.iter().enumerate() {
-        if r.auth.iter().any(|a| a == "session") && raw.business.is_empty() {
-            c.err(
-                format!("route[{i}].auth"),
-                "session needs at least one [[business]]",
-            );
-        }
-    }
     timekit::check_routes(&mut c, &raw, &auth);
+    check_session_routes(&mut c, &raw, routes.as_ref(), &auth.sessions);
     if let Some(routes) = &routes {
         timekit::check_link_path(&mut c, routes, &auth);
-    }
-    if let Some(routes) = &routes {
-        let path = &auth.sessions.path;
-        if auth.sessions.enabled() {
-            for r in routes.routes() {
-                if r.pattern.as_str() == path.as_str() {
-                    c.err(
-                        "session.path",
-                        format!(
-                            "{path:?} is the session handshake, so route {:?} at the same path would never be reached",
-                            &*r.name
-                        ),
-                    );
-                } else if r.pattern.matches(path).is_some() {
-                    c.warnings.push(format!(
-                        "session.path: requests to {path:?} go to the session handshake, not to route {:?}",
-                        &*r.name
-                    ));
-                }
-            }
-        }
     }
     let store = compile_store(&mut c, &raw.store);
     if matches!(store, crate::store::StoreSettings::Memory { .. })
@@ -494,6 +466,43 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         store,
         warnings: c.warnings,
     })
+}
+
+/// Route settings that depend on the businesses and the handshake path.
+fn check_session_routes(
+    c: &mut Checker,
+    raw: &RawConfig,
+    routes: Option<&RouteTable>,
+    sessions: &crate::auth::session::Sessions,
+) {
+    for (i, r) in raw.route.iter().enumerate() {
+        if r.auth.iter().any(|a| a == "session") && raw.business.is_empty() {
+            c.err(
+                format!("route[{i}].auth"),
+                "session needs at least one [[business]]",
+            );
+        }
+    }
+    let (Some(routes), true) = (routes, sessions.enabled()) else {
+        return;
+    };
+    let path = &sessions.path;
+    for r in routes.routes() {
+        if r.pattern.as_str() == path.as_str() {
+            c.err(
+                "session.path",
+                format!(
+                    "{path:?} is the session handshake, so route {:?} at the same path would never be reached",
+                    &*r.name
+                ),
+            );
+        } else if r.pattern.matches(path).is_some() {
+            c.warnings.push(format!(
+                "session.path: requests to {path:?} go to the session handshake, not to route {:?}",
+                &*r.name
+            ));
+        }
+    }
 }
 
 fn compile_sessions(
