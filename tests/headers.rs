@@ -3,11 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-
-const WAIT: Duration = Duration::from_millis(500);
 
 #[tokio::test]
 async fn client_scope_headers_never_reach_the_upstream_in_any_spelling() {
@@ -17,7 +13,7 @@ async fn client_scope_headers_never_reach_the_upstream_in_any_spelling() {
          X-Scope-App: evil\r\nx-scope-app: evil2\r\nX_SCOPE_APP: evil3\r\nx-scope_subject: customer.email=a@b.c\r\n\
          X-Scope-Customer-Email: a@b.c, b@c.d\r\nX-Scope-Route: admin\r\nX_Scope_Credential: api-key\r\n\
          X-Scopex: kept\r\nConnection: close\r\n\r\n";
-    let out = raw(gate.addr, req.as_bytes(), WAIT).await;
+    let out = raw(gate.addr, req.as_bytes(), RAW_WAIT).await;
     assert_eq!(statuses(&out), [200], "{out}");
     let rec = up.single();
     assert_eq!(rec.names_with_prefix("x-scope-"), ["x-scope-route"]);
@@ -33,7 +29,7 @@ async fn scope_headers_are_stripped_on_public_routes_too() {
     let out = raw(
         gate.addr,
         b"GET /open HTTP/1.1\r\nHost: x\r\nX-Scope-Business: 42\r\nConnection: close\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert_eq!(statuses(&out), [200]);
@@ -50,7 +46,7 @@ async fn connection_cannot_remove_headers_scopegate_sets() {
         gate.addr,
         b"GET /open HTTP/1.1\r\nHost: x\r\nConnection: close, X-Forwarded-For, x-scope-route, X-Request-Id, X-Custom\r\n\
           X-Custom: dropped\r\nX-Request-Id: req-1\r\nX-Other: kept\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert_eq!(statuses(&out), [200]);
@@ -75,7 +71,7 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
         b"GET /open HTTP/1.1\r\nHost: x\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: h2c\r\n\
           HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nProxy-Connection: keep-alive\r\n\
           Connection: close, Upgrade, HTTP2-Settings\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     // The h2c upgrade is not honoured: a plain HTTP/1.1 answer, no 101.
@@ -108,7 +104,7 @@ async fn forged_forwarding_headers_from_an_untrusted_peer_are_replaced() {
           X_Forwarded_For: 10.0.0.3\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: admin.internal\r\n\
           X-Forwarded-Uri: /admin\r\nForwarded: for=10.0.0.1;proto=https\r\nX-Real-IP: 10.0.0.1\r\n\
           X-Original-URL: /admin\r\nX_Rewrite_URL: /admin\r\nX-HTTP-Method-Override: DELETE\r\nConnection: close\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert_eq!(statuses(&out), [200]);
@@ -136,7 +132,7 @@ async fn a_trusted_proxy_extends_the_forwarding_chain() {
     raw(
         gate.addr,
         b"GET /open HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     let rec = up.single();
@@ -152,7 +148,7 @@ async fn scope_headers_in_chunked_trailers_are_dropped() {
         gate.addr,
         b"POST /open HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Scope-App, X-Checksum\r\nConnection: close\r\n\r\n\
           5\r\nhello\r\n0\r\nX-Scope-App: evil\r\nx_scope_subject: evil\r\nX-Checksum: abc\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert_eq!(statuses(&out), [200], "{out}");
@@ -175,7 +171,7 @@ async fn request_id_is_kept_when_sane_and_echoed() {
     let out = raw(
         gate.addr,
         b"GET /open HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-123\r\nConnection: close\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert!(
@@ -192,7 +188,7 @@ async fn upstream_host_replaces_the_client_host() {
     raw(
         gate.addr,
         b"GET /open HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert_eq!(up.single().all("host"), [up.addr.to_string()]);
@@ -243,7 +239,7 @@ async fn the_upstream_credential_replaces_the_clients_and_comes_from_a_file() {
     raw(
         gate.addr,
         b"GET /open HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Zm9yZ2VkOmZvcmdlZA==\r\nConnection: close\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     // base64(":live_api_key_123"): empty user, the key as password, trailing newline dropped.
@@ -265,7 +261,7 @@ async fn a_header_credential_is_added_once_whatever_the_client_sent() {
     raw(
         gate.addr,
         b"GET /open HTTP/1.1\r\nHost: x\r\nX-Api-Key: forged\r\nX-Api-Key: forged2\r\nX_API_KEY: forged3\r\nConnection: close\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     let rec = up.single();

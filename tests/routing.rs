@@ -3,11 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-
-const WAIT: Duration = Duration::from_millis(500);
 
 fn get_req(target: &str) -> Vec<u8> {
     format!("GET {target} HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n")
@@ -52,7 +48,7 @@ upstream = "backend"
     let out = raw(
         gate.addr,
         b"DELETE /v2/bookings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert_eq!(statuses(&out), [405]);
@@ -70,7 +66,7 @@ async fn dot_segments_are_resolved_before_matching_and_forwarding() {
     let out = raw(
         gate.addr,
         &get_req("/open/../v2/./bookings//list/%7Euser?x=1&y=%2F"),
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert_eq!(statuses(&out), [200], "{out}");
@@ -89,7 +85,7 @@ async fn traversal_out_of_a_public_prefix_cannot_reach_an_unrouted_path() {
         "/v2/%2E%2e/%2e%2e/admin",
         "/v2/.%2e/admin",
     ] {
-        let out = raw(gate.addr, &get_req(target), WAIT).await;
+        let out = raw(gate.addr, &get_req(target), RAW_WAIT).await;
         assert_eq!(statuses(&out), [404], "{target}: {out}");
     }
     assert_eq!(up.count(), 0);
@@ -109,7 +105,7 @@ async fn encoded_separators_nul_and_dot_parameters_are_refused() {
         "/v2/a%zz",
         "/v2/a\\b",
     ] {
-        let out = raw(gate.addr, &get_req(target), WAIT).await;
+        let out = raw(gate.addr, &get_req(target), RAW_WAIT).await;
         assert_eq!(statuses(&out), [400], "{target}: {out}");
     }
     assert_eq!(up.count(), 0);
@@ -122,10 +118,10 @@ async fn encoded_separators_nul_and_dot_parameters_are_refused() {
 async fn a_raw_fragment_never_reaches_the_upstream() {
     let up = Upstream::start(Behavior::Ok).await;
     let gate = Gate::public(&up, "").await;
-    let out = raw(gate.addr, &get_req("/open#/../admin?x=1"), WAIT).await;
+    let out = raw(gate.addr, &get_req("/open#/../admin?x=1"), RAW_WAIT).await;
     assert_eq!(statuses(&out), [200], "{out}");
     assert_eq!(up.single().target, "/open");
-    let out = raw(gate.addr, &get_req("/admin#/open"), WAIT).await;
+    let out = raw(gate.addr, &get_req("/admin#/open"), RAW_WAIT).await;
     assert_eq!(statuses(&out), [404], "{out}");
 }
 
@@ -179,7 +175,7 @@ upstream = "backend"
         ("/v2/bookings", "Partner.Example.com:8443", "hosted"),
     ] {
         let req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        raw(gate.addr, req.as_bytes(), WAIT).await;
+        raw(gate.addr, req.as_bytes(), RAW_WAIT).await;
         assert_eq!(
             up.records().last().unwrap().all("x-scope-route"),
             [route],
@@ -213,7 +209,7 @@ upstream_path_prefix = "/legacy"
     raw(
         gate.addr,
         &get_req("/v2/bookings?search=state:confirmed"),
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert_eq!(
@@ -229,7 +225,7 @@ async fn absolute_form_targets_are_routed_on_their_path_and_sent_to_the_configur
     let out = raw(
         gate.addr,
         b"GET http://evil.example/v2/x HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert_eq!(statuses(&out), [200], "{out}");
@@ -248,7 +244,7 @@ async fn conflicting_or_duplicate_hosts_are_refused() {
         b"GET /v2/x HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
         b"GET /v2/x HTTP/1.1\r\nHost: a.example\r\nHost: a.example\r\nConnection: close\r\n\r\n",
     ] {
-        let out = raw(gate.addr, req, WAIT).await;
+        let out = raw(gate.addr, req, RAW_WAIT).await;
         assert_eq!(statuses(&out), [400], "{out}");
     }
     assert_eq!(up.count(), 0);
@@ -262,7 +258,7 @@ async fn asterisk_and_authority_form_targets_are_refused() {
         &b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
         b"CONNECT internal.example:443 HTTP/1.1\r\nHost: internal.example:443\r\nConnection: close\r\n\r\n",
     ] {
-        let out = raw(gate.addr, req, WAIT).await;
+        let out = raw(gate.addr, req, RAW_WAIT).await;
         let s = statuses(&out);
         assert!(s == [400] || s == [404], "{out}");
     }
@@ -276,7 +272,7 @@ async fn pipelined_requests_are_each_routed_on_their_own() {
     let out = raw(
         gate.addr,
         b"GET /open HTTP/1.1\r\nHost: x\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        WAIT,
+        RAW_WAIT,
     )
     .await;
     assert_eq!(statuses(&out), [200, 404, 200], "{out}");
