@@ -5,11 +5,6 @@ mod common;
 
 use common::*;
 
-fn get_req(target: &str) -> Vec<u8> {
-    format!("GET {target} HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n")
-        .into_bytes()
-}
-
 #[tokio::test]
 async fn a_request_no_route_matches_is_refused_and_never_forwarded() {
     let up = Upstream::start(Behavior::Ok).await;
@@ -63,12 +58,7 @@ upstream = "backend"
 async fn dot_segments_are_resolved_before_matching_and_forwarding() {
     let up = Upstream::start(Behavior::Ok).await;
     let gate = Gate::public(&up, "").await;
-    let out = raw(
-        gate.addr,
-        &get_req("/open/../v2/./bookings//list/%7Euser?x=1&y=%2F"),
-        RAW_WAIT,
-    )
-    .await;
+    let out = get_raw(&gate, "/open/../v2/./bookings//list/%7Euser?x=1&y=%2F", "").await;
     assert_eq!(statuses(&out), [200], "{out}");
     let rec = up.single();
     assert_eq!(rec.target, "/v2/bookings/list/~user?x=1&y=%2F");
@@ -85,7 +75,7 @@ async fn traversal_out_of_a_public_prefix_cannot_reach_an_unrouted_path() {
         "/v2/%2E%2e/%2e%2e/admin",
         "/v2/.%2e/admin",
     ] {
-        let out = raw(gate.addr, &get_req(target), RAW_WAIT).await;
+        let out = get_raw(&gate, target, "").await;
         assert_eq!(statuses(&out), [404], "{target}: {out}");
     }
     assert_eq!(up.count(), 0);
@@ -105,7 +95,7 @@ async fn encoded_separators_nul_and_dot_parameters_are_refused() {
         "/v2/a%zz",
         "/v2/a\\b",
     ] {
-        let out = raw(gate.addr, &get_req(target), RAW_WAIT).await;
+        let out = get_raw(&gate, target, "").await;
         assert_eq!(statuses(&out), [400], "{target}: {out}");
     }
     assert_eq!(up.count(), 0);
@@ -118,10 +108,10 @@ async fn encoded_separators_nul_and_dot_parameters_are_refused() {
 async fn a_raw_fragment_never_reaches_the_upstream() {
     let up = Upstream::start(Behavior::Ok).await;
     let gate = Gate::public(&up, "").await;
-    let out = raw(gate.addr, &get_req("/open#/../admin?x=1"), RAW_WAIT).await;
+    let out = get_raw(&gate, "/open#/../admin?x=1", "").await;
     assert_eq!(statuses(&out), [200], "{out}");
     assert_eq!(up.single().target, "/open");
-    let out = raw(gate.addr, &get_req("/admin#/open"), RAW_WAIT).await;
+    let out = get_raw(&gate, "/admin#/open", "").await;
     assert_eq!(statuses(&out), [404], "{out}");
 }
 
@@ -206,12 +196,7 @@ upstream_path_prefix = "/legacy"
         up.addr
     );
     let gate = Gate::start(&toml).await;
-    raw(
-        gate.addr,
-        &get_req("/v2/bookings?search=state:confirmed"),
-        RAW_WAIT,
-    )
-    .await;
+    get_raw(&gate, "/v2/bookings?search=state:confirmed", "").await;
     assert_eq!(
         up.single().target,
         "/api/legacy/v2/bookings?search=state:confirmed"
