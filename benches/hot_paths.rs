@@ -146,7 +146,7 @@ fn signed_search(c: &mut Criterion) {
                 let principal =
                     auth::authenticate(&policy, &route, &mut p, &config.auth, 1_800_000_000);
                 assert!(principal.is_ok());
-                auth::strip_credentials(&mut p);
+                auth::strip_credentials(&mut p, &config.auth);
                 p
             },
             criterion::BatchSize::SmallInput,
@@ -213,5 +213,35 @@ fn action_links(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot_paths, benches, signed_search, action_links);
+/// SSO decode + verify (decrypt, strict JSON fields, expiry) of a typical
+/// widget token, in both formats, with the company's key known.
+fn sso(c: &mut Criterion) {
+    use scopegate::auth::sso::{self, Keys, Rules, Zone};
+    let keys = Keys::derive(b"abcdef0123456789SECUREKEY", "37000");
+    let json = br#"{"first_name":"Marty","last_name":"McFly","email":"marty@example.com","mobile":"0123456789","reference":"cust-8812","expires":"2027-01-15T09:00:00Z"}"#;
+    let rules = Rules {
+        leeway: 30,
+        zone: Zone::UTC,
+    };
+    let legacy = sso::mint_legacy(json, &keys.legacy);
+    let legacy: String = percent_encoding::percent_decode_str(&legacy)
+        .decode_utf8()
+        .unwrap()
+        .into_owned();
+    let v2 = sso::mint_v2(json, &keys.v2);
+    for (name, token) in [
+        ("sso/decode_verify_legacy", &legacy),
+        ("sso/decode_verify_v2", &v2),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let p = sso::token::decode(black_box(token), &keys, true, rules, 1_800_000_000);
+                assert!(p.is_ok());
+                p
+            })
+        });
+    }
+}
+
+criterion_group!(hot_paths, benches, signed_search, action_links, sso);
 criterion_main!(hot_paths);

@@ -98,6 +98,7 @@ async fn run(scale: Scale) -> bool {
         generation: 0,
         idle,
         key_id: key_id.clone(),
+        customer: None,
     };
 
     let rss_before = rss_bytes();

@@ -24,6 +24,10 @@ pub enum GateError {
     BadRedirect,
     /// A single-use action link was already used.
     AlreadyUsed,
+    /// The credential is given in more than one place.
+    AmbiguousCredential,
+    /// The client failed to authenticate too often; it may retry after this long.
+    TooManyFailures(std::time::Duration),
     /// The single-use store cannot take a mark (full or unreachable): fail closed.
     StoreUnavailable,
     RequestTimeout,
@@ -40,10 +44,11 @@ impl GateError {
     pub fn status(&self) -> StatusCode {
         use GateError::*;
         match self {
-            BadPath(_) | BadHost | BadQuery(_) | ClientBody | BadRedirect => {
+            BadPath(_) | BadHost | BadQuery(_) | ClientBody | BadRedirect | AmbiguousCredential => {
                 StatusCode::BAD_REQUEST
             }
             AlreadyUsed => StatusCode::CONFLICT,
+            TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
             StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             UriTooLong => StatusCode::URI_TOO_LONG,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -74,6 +79,8 @@ impl GateError {
             Unauthorized(_) => "unauthorized",
             BadRedirect => "redirect_not_allowed",
             AlreadyUsed => "link_already_used",
+            AmbiguousCredential => "ambiguous_credential",
+            TooManyFailures(_) => "too_many_failures",
             StoreUnavailable => "store_unavailable",
             RequestTimeout => "request_timeout",
             UpstreamTimeout | UpstreamConnectTimeout => "upstream_timeout",
@@ -97,6 +104,8 @@ impl GateError {
             Unauthorized(_) => "a valid credential is required",
             BadRedirect => "the redirect target is not allowed",
             AlreadyUsed => "this link has already been used",
+            AmbiguousCredential => "the credential is given more than once",
+            TooManyFailures(_) => "too many failed attempts; retry later",
             StoreUnavailable => "the service is temporarily unavailable",
             RequestTimeout => "the request took too long",
             UpstreamTimeout | UpstreamConnectTimeout => "the upstream did not answer in time",
@@ -138,6 +147,12 @@ impl GateError {
                     HeaderValue::from_static("Bearer realm=\"scopegate\""),
                 );
             }
+        }
+        if let GateError::TooManyFailures(after) = &self {
+            h.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs().max(1)),
+            );
         }
         if let GateError::MethodNotAllowed(methods) = &self {
             let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();

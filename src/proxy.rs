@@ -151,6 +151,7 @@ async fn forward(
         apps: route.apps.as_deref(),
         has_body: !http_body::Body::is_end_stream(&body),
         action_path: params.get("id").zip(params.get("action")),
+        client: Some(policy.client_ip(&parts.headers, peer.ip())),
     };
     let now_ms = clock.now_ms();
     let now = now_ms / 1000;
@@ -164,14 +165,19 @@ async fn forward(
                 auth::AuthError::NotFound => GateError::NotFound,
                 auth::AuthError::Method(m) => GateError::MethodNotAllowed(m),
                 auth::AuthError::Store => GateError::StoreUnavailable,
+                auth::AuthError::Ambiguous => GateError::AmbiguousCredential,
+                auth::AuthError::Throttled(after) => GateError::TooManyFailures(after),
             })?;
     // Credentials never travel upstream, whatever the route accepted.
-    auth::strip_credentials(parts);
+    auth::strip_credentials(parts, &config.auth);
+    config.auth.sso.strip(&mut parts.headers);
     strip_session_authorization(&mut parts.headers, &principal);
 
     let customer = match &principal {
         auth::Principal::Customer(c) => Some(c),
-        auth::Principal::Anonymous | auth::Principal::Business { .. } => None,
+        auth::Principal::Anonymous | auth::Principal::Business { .. } | auth::Principal::Sso(_) => {
+            None
+        }
     };
     let grant = customer.and_then(|c| c.action.as_deref());
     let links = &config.auth.actions;
@@ -306,7 +312,12 @@ async fn forward(
             }
         }
     }
-    let (rparts, rbody) = resp.into_parts();
+    let (mut rparts, rbody) = resp.into_parts();
+    if let auth::Principal::Sso(c) = &principal {
+        if let Some(token) = &c.opened {
+            config.auth.sso.hand_out(&mut rparts.headers, token);
+        }
+    }
     Ok(Response::from_parts(rparts, ResponseBody::upstream(rbody)))
 }
 
@@ -329,24 +340,22 @@ fn redirect(to: &url::Url) -> Response<ResponseBody> {
 
 /// A session token never reaches the upstream: on a session-authenticated
 /// request `Authorization` goes entirely (the upstream credential, if any,
-/// replaces it); elsewhere only values that carry a session token go.
+/// replaces it); elsewhere only values that carry a session token (of the
+/// session scheme or an SSO session) go.
 fn strip_session_authorization(headers: &mut HeaderMap, principal: &auth::Principal) {
-    let session = matches!(
-        principal,
-        auth::Principal::Business {
-            credential: auth::Scheme::Session,
-            ..
-        }
-    );
+    let session = match principal {
+        auth::Principal::Business { credential, .. } => *credential == auth::Scheme::Session,
+        auth::Principal::Sso(c) => c.via_session,
+        _ => false,
+    };
     if session {
         headers.remove(header::AUTHORIZATION);
         return;
     }
-    if !headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .any(auth::session::is_session_authorization)
-    {
+    let carries = |v: &HeaderValue| {
+        auth::session::is_session_authorization(v) || auth::sso::is_session_authorization(v)
+    };
+    if !headers.get_all(header::AUTHORIZATION).iter().any(carries) {
         return;
     }
     let all: Vec<HeaderValue> = headers
@@ -356,7 +365,7 @@ fn strip_session_authorization(headers: &mut HeaderMap, principal: &auth::Princi
         .collect();
     headers.remove(header::AUTHORIZATION);
     for v in all {
-        if !auth::session::is_session_authorization(&v) {
+        if !carries(&v) {
             headers.append(header::AUTHORIZATION, v);
         }
     }

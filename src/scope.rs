@@ -66,6 +66,9 @@ struct ScopeNames {
     app: HeaderName,
     subject: HeaderName,
     customer_email: HeaderName,
+    customer_reference: HeaderName,
+    first_name: HeaderName,
+    last_name: HeaderName,
     booking_id: HeaderName,
     action: HeaderName,
     business: HeaderName,
@@ -95,6 +98,9 @@ impl HeaderPolicy {
                 app: name("app")?,
                 subject: name("subject")?,
                 customer_email: name("customer-email")?,
+                customer_reference: name("customer-reference")?,
+                first_name: name("customer-first-name")?,
+                last_name: name("customer-last-name")?,
                 booking_id: name("booking-id")?,
                 action: name("action")?,
                 business: name("business")?,
@@ -104,6 +110,29 @@ impl HeaderPolicy {
             trusted_proxies,
             request_id,
         })
+    }
+
+    /// The client's address: the peer, or behind trusted proxies the
+    /// nearest `X-Forwarded-For` entry that is not one of them.
+    pub fn client_ip(&self, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let chain: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        // From the right: entries our proxies appended, then the client.
+        for entry in chain.into_iter().rev() {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(a) if self.is_trusted(a) => continue,
+                Ok(a) => return a,
+                Err(_) => break,
+            }
+        }
+        peer
     }
 
     pub fn is_trusted(&self, peer: IpAddr) -> bool {
@@ -254,6 +283,19 @@ impl HeaderPolicy {
             Principal::Anonymous => {}
             Principal::Business { business, .. } => {
                 headers.insert(self.names.business.clone(), business.header_value().clone());
+            }
+            Principal::Sso(c) => {
+                let n = &self.names;
+                headers.insert(n.business.clone(), c.company.header_value().clone());
+                headers.insert(n.subject.clone(), c.subject.header.header_value().clone());
+                headers.insert(n.customer_email.clone(), c.email.header_value().clone());
+                if let Some(r) = &c.reference {
+                    headers.insert(n.customer_reference.clone(), r.header_value().clone());
+                }
+                if let Some((first, last)) = &c.names {
+                    headers.insert(n.first_name.clone(), first.header_value().clone());
+                    headers.insert(n.last_name.clone(), last.header_value().clone());
+                }
             }
             Principal::Customer(c) => {
                 let n = &self.names;

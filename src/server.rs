@@ -313,7 +313,8 @@ struct Admin {
 }
 
 /// The admin listener: `/healthz` (alive), `/readyz` (accepting traffic) and
-/// `POST /sessions/revoke?business=<id>` (ends every session of a business).
+/// `POST /sessions/revoke?business=<id>` (ends every session of a business)
+/// or `?company=<id>` (every SSO session of a company).
 /// It is meant for a private network: it has no authentication of its own.
 async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiver<Phase>) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
@@ -342,23 +343,29 @@ async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiv
     }
 }
 
-/// `POST /sessions/revoke?business=<id>`.
+/// `POST /sessions/revoke?business=<id>` or `?company=<id>`.
 async fn revoke(admin: &Admin, req: &Request<Incoming>) -> Response<ResponseBody> {
     if req.method() != http::Method::POST {
         return GateError::MethodNotAllowed(vec![http::Method::POST]).into_response();
     }
-    let business = req.uri().query().and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "business")
-            .map(|(_, v)| v.into_owned())
-    });
-    let known = business
-        .as_deref()
-        .filter(|b| admin.config.auth.sessions.by_id(b).is_some());
-    let Some(business) = known else {
+    let param = |name: &str| {
+        req.uri().query().and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        })
+    };
+    let auth = &admin.config.auth;
+    // SSO sessions are revoked per company, under their own generation.
+    let known = match (param("business"), param("company")) {
+        (Some(b), None) => auth.sessions.by_id(&b).is_some().then_some(b),
+        (None, Some(c)) => auth.sso.company(&c).is_some().then(|| format!("sso:{c}")),
+        _ => None,
+    };
+    let Some(business) = known.as_deref() else {
         return ResponseBody::json(
             StatusCode::NOT_FOUND,
-            r#"{"error":{"code":"unknown_business","message":"no such business"}}"#,
+            r#"{"error":{"code":"unknown_business","message":"no such business or company"}}"#,
         );
     };
     match admin.store.revoke_business(business).await {

@@ -79,6 +79,9 @@ pub struct SessionRecord {
     /// Which private key the handshake was checked with (a short hash): a
     /// session outlives no key change.
     pub key_id: String,
+    /// The customer a session opened by an SSO token stands for (its scheme
+    /// writes and reads this); `None` for a business session.
+    pub customer: Option<String>,
 }
 
 /// A session as a use finds it: the record and the business's current
@@ -199,7 +202,7 @@ impl std::fmt::Debug for Store {
 /// non-numeric field is deleted and reads as absent.
 /// KEYS[1] the session; ARGV: now ms, generation key prefix.
 const TOUCH: &str = r"
-local v = redis.call('HMGET', KEYS[1], 'b', 'c', 'e', 'l', 'g', 'i', 'k')
+local v = redis.call('HMGET', KEYS[1], 'b', 'c', 'e', 'l', 'g', 'i', 'k', 'u')
 if not v[1] then return false end
 local now, c, e, l, g, i = tonumber(ARGV[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4]), tonumber(v[5]), tonumber(v[6])
 if not (now and c and e and l and g and i and v[7]) then
@@ -213,7 +216,7 @@ end
 if now > l then redis.call('HSET', KEYS[1], 'l', ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], i)
 local gen = redis.call('GET', ARGV[2] .. v[1])
-v[8] = gen or '0'
+v[9] = gen or '0'
 return v
 ";
 
@@ -356,6 +359,8 @@ impl Store {
                     .arg(rec.idle.as_millis() as u64)
                     .arg("k")
                     .arg(&rec.key_id)
+                    .arg("u")
+                    .arg(rec.customer.as_deref().unwrap_or(""))
                     .ignore()
                     .cmd("PEXPIRE")
                     .arg(&k)
@@ -423,7 +428,7 @@ impl Store {
                     num(4),
                     num(5),
                     field(6),
-                    num(7),
+                    num(8),
                 )
                 else {
                     // A record this version did not write: treat as absent.
@@ -438,6 +443,7 @@ impl Store {
                         generation: g,
                         idle: Duration::from_millis(i),
                         key_id,
+                        customer: field(7).filter(|u| !u.is_empty()),
                     },
                     generation: gen,
                 }))
@@ -641,6 +647,7 @@ mod tests {
             generation: 0,
             idle: Duration::from_secs(60),
             key_id: "k1".into(),
+            customer: None,
         }
     }
 

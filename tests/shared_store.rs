@@ -185,6 +185,7 @@ async fn sessions_slide_and_are_revoked_per_business_in_redis() {
         generation: store.generation("biz-1").await.unwrap(),
         idle: Duration::from_secs(4 * 3600),
         key_id: "0011223344556677".into(),
+        customer: None,
     };
     store.session_put(&k, &rec).await.unwrap();
     let found = store.session_touch(&k, 2_000).await.unwrap().unwrap();

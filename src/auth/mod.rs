@@ -31,6 +31,7 @@ pub enum Scheme {
     SignedSearch,
     ActionLink,
     Session,
+    Sso,
 }
 
 impl Scheme {
@@ -44,6 +45,7 @@ impl Scheme {
             "signed-search" => Some(Scheme::SignedSearch),
             "action-link" => Some(Scheme::ActionLink),
             "session" => Some(Scheme::Session),
+            "sso" => Some(Scheme::Sso),
             _ => None,
         }
     }
@@ -54,6 +56,7 @@ impl Scheme {
             Scheme::SignedSearch => "signed-search",
             Scheme::ActionLink => "action-link",
             Scheme::Session => "session",
+            Scheme::Sso => "sso",
         }
     }
 
@@ -62,6 +65,7 @@ impl Scheme {
             Scheme::SignedSearch => signed_search::present(parts),
             Scheme::ActionLink => action_link::present(parts),
             Scheme::Session => session::present(parts, &ctx.sessions),
+            Scheme::Sso => ctx.sso.present(parts),
         }
     }
 
@@ -75,10 +79,10 @@ impl Scheme {
         match self {
             Scheme::SignedSearch => signed_search::verify(parts, route, ctx, now),
             Scheme::ActionLink => action_link::verify(parts, route, ctx, now),
-            // Needs the store: see `authenticate_with`.
-            Scheme::Session => Err(AuthError::Rejected(Rejection {
-                scheme: Some(Scheme::Session),
-                cause: "session needs the store",
+            // Need the store: see `authenticate_with`.
+            Scheme::Session | Scheme::Sso => Err(AuthError::Rejected(Rejection {
+                scheme: Some(self),
+                cause: "this scheme needs the store",
             })),
         }
     }
@@ -122,6 +126,7 @@ pub struct AuthContext {
     pub leeway: u64,
     pub actions: crate::actions::ActionLinks,
     pub sessions: session::Sessions,
+    pub sso: sso::Sso,
 }
 
 /// The per-route settings a scheme may need.
@@ -135,6 +140,8 @@ pub struct RouteAuth<'a> {
     pub has_body: bool,
     /// The `{id}` and `{action}` path parameters (action links).
     pub action_path: Option<(&'a str, &'a str)>,
+    /// The client's address, for per-client failure limits.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// Why authentication did not produce a principal.
@@ -152,6 +159,10 @@ pub enum AuthError {
     Method(Vec<http::Method>),
     /// The store needed to decide did not answer: 503.
     Store,
+    /// The credential is given in more than one place: 400.
+    Ambiguous,
+    /// The client failed too often; it may retry after this long: 429.
+    Throttled(std::time::Duration),
 }
 
 /// Whether `n` can name a `meta.<n>` subject: `[A-Za-z0-9_]+`.
@@ -220,13 +231,25 @@ pub(crate) fn set_query(parts: &mut Parts, query: Option<&str>) {
 /// Query parameters that carry credentials, removed from every forwarded
 /// request (`signature` is the action-link token): `signed_search`,
 /// `signature`, `action_token`, `sessionToken`, folded and without `_`.
-const CREDENTIAL_PARAMS: &[&str] = &["signedsearch", "signature", "actiontoken", "sessiontoken"];
+/// `sso-token` is here as well as its configured name (see [`strip_credentials`]).
+const CREDENTIAL_PARAMS: &[&str] = &[
+    "signedsearch",
+    "signature",
+    "actiontoken",
+    "sessiontoken",
+    "ssotoken",
+];
+
+/// A parameter name as [`carries_credential`] compares it: folded, no `_`.
+pub(crate) fn squash(name: &str) -> String {
+    search_query::fold(name).replace('_', "")
+}
 
 /// Whether a raw `&`-separated parameter carries a credential in a spelling
 /// some backend reads as one: any `;`-separated piece whose name, decoded
 /// and folded (see [`search_query::fold`]), whole or cut at `[`
 /// (`signature[x]`, `signed_search[]`), is a credential parameter.
-fn carries_credential(raw: &str) -> bool {
+fn carries_credential(raw: &str, extra: &str) -> bool {
     raw.split(';').any(|piece| {
         form_urlencoded::parse(piece.as_bytes())
             .next()
@@ -237,8 +260,8 @@ fn carries_credential(raw: &str) -> bool {
                 // read as the credential in snake/camel-mapping backends.
                 let base = name.split('[').next().unwrap_or("");
                 [&*name, base].iter().any(|n| {
-                    let squashed = search_query::fold(n).replace('_', "");
-                    CREDENTIAL_PARAMS.contains(&squashed.as_str())
+                    let squashed = squash(n);
+                    CREDENTIAL_PARAMS.contains(&squashed.as_str()) || squashed == extra
                 })
             })
     })
@@ -247,14 +270,16 @@ fn carries_credential(raw: &str) -> bool {
 /// Removes credential parameters a route did not consume (public routes, or a
 /// scheme other than the one the parameter belongs to), in every spelling a
 /// lenient backend would read as the credential. Other bytes are untouched.
-pub fn strip_credentials(parts: &mut Parts) {
+/// The SSO token's configured parameter name counts as a credential too.
+pub fn strip_credentials(parts: &mut Parts, ctx: &AuthContext) {
+    let extra = squash(&ctx.sso.param);
     let Some(query) = parts.uri.query() else {
         return;
     };
     let all = search_query::params(query);
     let kept: Vec<&str> = all
         .iter()
-        .filter(|p| !carries_credential(p.raw))
+        .filter(|p| !carries_credential(p.raw, &extra))
         .map(|p| p.raw)
         .collect();
     if kept.len() != all.len() {
@@ -311,6 +336,12 @@ pub async fn authenticate_with(
     match deciding_scheme(policy, parts, ctx)? {
         None => Ok(Principal::Anonymous),
         Some(Scheme::Session) => session::verify(parts, &ctx.sessions, store, now_ms).await,
+        Some(Scheme::Sso) => {
+            let client = route
+                .client
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+            ctx.sso.verify(parts, store, client, now_ms).await
+        }
         Some(s) => s.verify(parts, route, ctx, now_ms / 1000),
     }
 }

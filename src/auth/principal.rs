@@ -110,6 +110,8 @@ pub enum Principal {
     /// A public route: nothing was proven, so nothing is asserted.
     Anonymous,
     Customer(Box<Customer>),
+    /// A customer proven by an SSO token or an SSO session.
+    Sso(Box<super::sso::SsoCustomer>),
     /// A business proven by a session (or, later, an API key).
     Business {
         credential: super::Scheme,
@@ -124,6 +126,7 @@ impl Principal {
         match self {
             Principal::Anonymous => None,
             Principal::Customer(c) => Some(c.credential.name()),
+            Principal::Sso(_) => Some(super::Scheme::Sso.name()),
             Principal::Business { credential, .. } => Some(credential.name()),
         }
     }

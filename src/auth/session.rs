@@ -219,7 +219,9 @@ fn query_token(parts: &Parts) -> Option<String> {
 /// Whether a session credential is present (a bearer header, or the query
 /// parameter when some business accepts it).
 pub fn present(parts: &Parts, sessions: &Sessions) -> bool {
-    bearer(parts).is_some() || (sessions.any_query_token() && query_token(parts).is_some())
+    // An SSO session's bearer belongs to the SSO scheme.
+    bearer(parts).is_some_and(|t| !t.starts_with(super::sso::SESSION_PREFIX))
+        || (sessions.any_query_token() && query_token(parts).is_some())
 }
 
 /// Whether an `Authorization` value carries a session token anywhere, in any
@@ -379,6 +381,7 @@ async fn issue(
             generation: store.generation(&b.id).await?,
             idle: b.idle,
             key_id: b.key_id.clone(),
+            customer: None,
         };
         store.session_put(&token_key(&token), &record).await
     }

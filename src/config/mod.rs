@@ -27,6 +27,7 @@ use crate::{
 };
 
 pub mod raw;
+mod sso;
 mod timekit;
 pub mod units;
 
@@ -422,7 +423,9 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         leeway: raw.signed_search.leeway.0.as_secs(),
         actions: timekit::compile_actions(&mut c, &raw.action_links, &raw.action),
         sessions: compile_sessions(&mut c, &raw.session, &raw.business),
+        sso: sso::compile(&mut c, &raw.sso, &raw.sso_company),
     };
+    sso::check_routes(&mut c, &raw);
     timekit::check_routes(&mut c, &raw, &auth);
     check_session_routes(&mut c, &raw, routes.as_ref(), &auth.sessions);
     if let Some(routes) = &routes {

@@ -28,6 +28,130 @@ pub struct RawConfig {
     pub store: RawStore,
     pub session: RawSession,
     pub business: Vec<RawBusiness>,
+    pub sso: RawSso,
+    pub sso_company: Vec<RawSsoCompany>,
+}
+
+/// Where SSO tokens are read, what a client failing too often gets, and the
+/// session an SSO token can open.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSso {
+    /// Query parameter carrying the token.
+    pub param: String,
+    /// Header carrying the token (URL-decoded once); `""` turns it off.
+    pub header: String,
+    /// Cookie carrying the token (URL-decoded once); `""` turns it off.
+    pub cookie: String,
+    /// A header naming the company whose keys to try; `""` turns it off.
+    pub company_header: String,
+    /// A query parameter naming the company (off unless set).
+    pub company_param: Option<String>,
+    pub failures: RawFailures,
+    pub session: RawSsoSession,
+}
+
+impl Default for RawSso {
+    fn default() -> Self {
+        Self {
+            param: "sso-token".into(),
+            header: "X-SSO-Token".into(),
+            cookie: "sso-token".into(),
+            company_header: "X-SSO-Company".into(),
+            company_param: None,
+            failures: RawFailures::default(),
+            session: RawSsoSession::default(),
+        }
+    }
+}
+
+/// Failed credentials counted per client address.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFailures {
+    /// Failures a client may have per window; 0 turns counting off.
+    pub limit: u32,
+    pub window: HumanDuration,
+    /// `reject` (429 with Retry-After) or `delay`.
+    pub penalty: String,
+    /// How long a client past the limit waits, with `penalty = "delay"`.
+    pub delay: HumanDuration,
+}
+
+impl Default for RawFailures {
+    fn default() -> Self {
+        Self {
+            limit: 20,
+            window: HumanDuration::secs(60),
+            penalty: "reject".into(),
+            delay: HumanDuration::secs(2),
+        }
+    }
+}
+
+/// The session a valid SSO token opens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSsoSession {
+    /// `none`, `cookie` or `header`.
+    pub handout: String,
+    pub cookie_name: String,
+    pub cookie_path: String,
+    /// Response header carrying the token with `handout = "header"`; the
+    /// client sends it back as `Authorization: Bearer <token>`.
+    pub header: String,
+    pub idle: HumanDuration,
+    pub max_lifetime: HumanDuration,
+}
+
+impl Default for RawSsoSession {
+    fn default() -> Self {
+        Self {
+            handout: "none".into(),
+            cookie_name: "scopegate_sso".into(),
+            cookie_path: "/".into(),
+            header: "X-SSO-Session".into(),
+            idle: HumanDuration::secs(4 * 3600),
+            max_lifetime: HumanDuration::secs(12 * 3600),
+        }
+    }
+}
+
+/// A company (parent, child or affiliate id) whose website mints SSO tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsoCompany {
+    pub company_id: String,
+    /// The current secure key (the shorthand for one `[[sso_company.key]]`).
+    pub secure_key: Option<String>,
+    pub secure_key_env: Option<String>,
+    pub secure_key_file: Option<PathBuf>,
+    /// More keys, accepted as well (a rotation).
+    #[serde(default)]
+    pub key: Vec<RawSsoKey>,
+    /// `email` or `reference`: which field is `X-Scope-Subject`.
+    #[serde(default = "defaults::identity")]
+    pub identity: String,
+    /// How an `expires` without a zone is read: `UTC`, `+01:00`, or an IANA
+    /// name such as `Europe/London`.
+    #[serde(default = "defaults::timezone")]
+    pub timezone: String,
+    #[serde(default = "defaults::sso_leeway")]
+    pub leeway: HumanDuration,
+    /// Accept the vendor's unauthenticated format, or only `v2`.
+    #[serde(default = "defaults::yes")]
+    pub accept_legacy: bool,
+    /// Also send `X-Scope-Customer-First-Name` and `-Last-Name`.
+    #[serde(default)]
+    pub forward_names: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsoKey {
+    pub secure_key: Option<String>,
+    pub secure_key_env: Option<String>,
+    pub secure_key_file: Option<PathBuf>,
 }
 
 /// The session handshake (TimeTap).
@@ -355,6 +479,18 @@ mod defaults {
     }
     pub fn action_methods() -> Vec<String> {
         vec!["GET".into()]
+    }
+    pub fn identity() -> String {
+        "email".into()
+    }
+    pub fn timezone() -> String {
+        "UTC".into()
+    }
+    pub fn sso_leeway() -> HumanDuration {
+        HumanDuration::secs(30)
+    }
+    pub fn yes() -> bool {
+        true
     }
     pub fn action_ttl() -> HumanDuration {
         HumanDuration::secs(7 * 86_400)

@@ -1,0 +1,611 @@
+//! SSO tokens (BookingBug) as a scheme: a business's website mints a token
+//! for a customer it already knows, and the booking widget calls the API
+//! with it (`sso-token=...` in the query, or a header or a cookie).
+//!
+//! Which company: when the request names one (`company_header`, or the
+//! `company_param` query parameter when configured) only its keys are tried.
+//! Otherwise every key of every configured company is tried and the token is
+//! accepted only when exactly one opens it to a valid payload. The cost is
+//! one decryption per key (about 0.3 µs for a typical legacy token, a wrong
+//! key failing at the padding check 255 times in 256), so a few dozen
+//! companies stay well under the cost of the upstream round trip.
+//!
+//! After a valid token, an optional session is opened in the store (the one
+//! of the session-token scheme, so it is shared across replicas through
+//! Redis) and handed out as an `HttpOnly; Secure; SameSite=Lax` cookie or a
+//! response header; the widget's later calls carry that instead.
+//!
+//! Every failure is one uniform 401; failures are counted per client and,
+//! past the configured rate, refused with 429 (or slowed) before any
+//! decryption is attempted.
+
+pub mod token;
+
+use std::{net::IpAddr, time::Duration};
+
+use http::{header, request::Parts, HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+
+pub use token::{
+    decode_legacy, legacy_key, mint_legacy, mint_v2, v2_key, Keys, Rules, SsoError, SsoPayload,
+    Zone,
+};
+
+use super::{search_query as q, AuthError, Principal, Rejection, Scheme, ScopeValue, Subject};
+use crate::{
+    limit::{Admission, FailureLimiter},
+    store::{self, hex, SessionRecord, Store},
+};
+
+/// Prefix of SSO session tokens (cannot occur in base64 or a JWT).
+pub const SESSION_PREFIX: &str = "sg:sso:";
+
+/// Which payload field names the customer in `X-Scope-Subject`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    Email,
+    Reference,
+}
+
+/// One key of a company, with the short id sessions remember it by.
+#[derive(Debug, Clone)]
+pub struct CompanyKey {
+    pub keys: Keys,
+    /// 8 bytes of SHA-256 of the secure key, as hex.
+    pub id: String,
+}
+
+impl CompanyKey {
+    pub fn new(secure_key: &[u8], company_id: &str) -> Self {
+        use sha2::Digest as _;
+        Self {
+            keys: Keys::derive(secure_key, company_id),
+            id: hex(&sha2::Sha256::digest(secure_key)[..8]),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Company {
+    pub id: String,
+    /// `X-Scope-Business`.
+    pub id_value: ScopeValue,
+    /// Every accepted key (several during a rotation).
+    pub keys: Vec<CompanyKey>,
+    pub identity: Identity,
+    pub rules: Rules,
+    /// Whether the unauthenticated vendor format is accepted, or only `v2`.
+    pub accept_legacy: bool,
+    /// Also send `X-Scope-Customer-First-Name` / `-Last-Name`.
+    pub forward_names: bool,
+}
+
+/// How an SSO session reaches the widget.
+#[derive(Debug, Clone)]
+pub enum Handout {
+    /// `Set-Cookie: <name>=<token>; Path=<path>; HttpOnly; Secure; SameSite=Lax`.
+    Cookie { name: String, path: String },
+    /// A response header; the widget sends it back as `Authorization: Bearer`.
+    Header(HeaderName),
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub handout: Handout,
+    pub idle: Duration,
+    pub max_lifetime: Duration,
+}
+
+/// The SSO scheme's compiled configuration.
+#[derive(Debug)]
+pub struct Sso {
+    pub companies: Vec<Company>,
+    /// Query parameter carrying the token (`sso-token`).
+    pub param: String,
+    pub header: Option<HeaderName>,
+    pub cookie: Option<String>,
+    pub company_param: Option<String>,
+    pub company_header: Option<HeaderName>,
+    pub session: Option<SessionSettings>,
+    pub failures: Option<FailureLimiter>,
+}
+
+impl Default for Sso {
+    fn default() -> Self {
+        Self {
+            companies: Vec::new(),
+            param: "sso-token".into(),
+            header: None,
+            cookie: None,
+            company_param: None,
+            company_header: None,
+            session: None,
+            failures: None,
+        }
+    }
+}
+
+/// A customer proven by an SSO token or an SSO session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SsoCustomer {
+    /// `X-Scope-Business`: the company id.
+    pub company: ScopeValue,
+    pub subject: Subject,
+    /// `X-Scope-Customer-Email`.
+    pub email: ScopeValue,
+    /// `X-Scope-Customer-Reference`.
+    pub reference: Option<ScopeValue>,
+    /// First and last name, when the company forwards them.
+    pub names: Option<(ScopeValue, ScopeValue)>,
+    /// Whether the request carried a session rather than a token.
+    pub via_session: bool,
+    /// A session this request opened, to hand to the client.
+    pub opened: Option<String>,
+}
+
+/// What an SSO session remembers of its customer (stored as JSON).
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredCustomer {
+    #[serde(rename = "e")]
+    email: String,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    reference: Option<String>,
+    #[serde(rename = "f")]
+    first_name: String,
+    #[serde(rename = "l")]
+    last_name: String,
+}
+
+fn reject(cause: &'static str) -> AuthError {
+    AuthError::Rejected(Rejection {
+        scheme: Some(Scheme::Sso),
+        cause,
+    })
+}
+
+impl Sso {
+    pub fn enabled(&self) -> bool {
+        !self.companies.is_empty()
+    }
+
+    pub fn company(&self, id: &str) -> Option<&Company> {
+        self.companies.iter().find(|c| c.id == id)
+    }
+
+    /// The token text, from its one carrier. `Ok(None)`: none. A token in
+    /// more than one place, or twice in one, is ambiguous (400).
+    fn token(&self, parts: &Parts) -> Result<Option<String>, AuthError> {
+        let mut found: Vec<String> = Vec::new();
+        if let Some(query) = parts.uri.query() {
+            found.extend(
+                q::params(query)
+                    .into_iter()
+                    .filter(|p| p.name == self.param)
+                    .map(|p| p.value.into_owned()),
+            );
+        }
+        // Headers and cookies are URL-decoded once here, as the query's
+        // parameter was by the query parser.
+        let decode = |v: &str| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .unwrap_or_default()
+        };
+        if let Some(h) = &self.header {
+            for v in parts.headers.get_all(h) {
+                found.push(decode(v.to_str().unwrap_or_default().trim()));
+            }
+        }
+        if let Some(name) = &self.cookie {
+            found.extend(cookies(&parts.headers, name).map(|v| decode(&v)));
+        }
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            _ => Err(AuthError::Ambiguous),
+        }
+    }
+
+    /// The company the request names, if it names one.
+    fn pinned(&self, parts: &Parts) -> Result<Option<&Company>, AuthError> {
+        let mut named: Vec<String> = Vec::new();
+        if let (Some(p), Some(query)) = (&self.company_param, parts.uri.query()) {
+            named.extend(
+                q::params(query)
+                    .into_iter()
+                    .filter(|x| x.name == *p)
+                    .map(|x| x.value.into_owned()),
+            );
+        }
+        if let Some(h) = &self.company_header {
+            for v in parts.headers.get_all(h) {
+                named.push(v.to_str().unwrap_or_default().trim().to_string());
+            }
+        }
+        named.dedup();
+        match named.as_slice() {
+            [] => Ok(None),
+            [one] => self
+                .company(one)
+                .map(Some)
+                .ok_or_else(|| reject("unknown company")),
+            _ => Err(AuthError::Ambiguous),
+        }
+    }
+
+    /// The session token of a request, from the configured handout's carrier.
+    fn session_token(&self, parts: &Parts) -> Option<String> {
+        let s = self.session.as_ref()?;
+        match &s.handout {
+            Handout::Cookie { name, .. } => {
+                let mut all = cookies(&parts.headers, name);
+                let first = all.next()?;
+                all.next().is_none().then_some(first)
+            }
+            Handout::Header(_) => {
+                let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+                let (Some(v), None) = (values.next(), values.next()) else {
+                    return None;
+                };
+                let (scheme, token) = v.to_str().ok()?.split_once(' ')?;
+                let token = token.trim();
+                (scheme.eq_ignore_ascii_case("bearer") && token.starts_with(SESSION_PREFIX))
+                    .then(|| token.to_string())
+            }
+        }
+    }
+
+    /// Whether an SSO credential (token or session) is present.
+    pub fn present(&self, parts: &Parts) -> bool {
+        !matches!(self.token(parts), Ok(None)) || self.session_token(parts).is_some()
+    }
+
+    /// Opens a token: the one company and key that decode it to a valid
+    /// payload at `now`.
+    fn open<'a>(
+        &'a self,
+        text: &str,
+        pinned: Option<&'a Company>,
+        now: i64,
+    ) -> Result<(&'a Company, &'a CompanyKey, SsoPayload), SsoError> {
+        let candidates: Vec<&'a Company> = match pinned {
+            Some(c) => vec![c],
+            None => self.companies.iter().collect(),
+        };
+        let mut opened = None;
+        let mut last = SsoError::NoCompany;
+        for c in candidates {
+            for k in &c.keys {
+                match token::decode(text, &k.keys, c.accept_legacy, c.rules, now) {
+                    Ok(p) if opened.is_none() => opened = Some((c, k, p)),
+                    // The same company's other key: a rotation overlap.
+                    Ok(_) if opened.as_ref().is_some_and(|(o, _, _)| o.id == c.id) => {}
+                    Ok(_) => return Err(SsoError::Ambiguous),
+                    Err(e) => last = e,
+                }
+            }
+        }
+        opened.ok_or(last)
+    }
+
+    /// Verifies the SSO credential of a request from `client`; counts a
+    /// failure against it, and refuses a client past its limit.
+    pub async fn verify(
+        &self,
+        parts: &Parts,
+        store: &Store,
+        client: IpAddr,
+        now_ms: u64,
+    ) -> Result<Principal, AuthError> {
+        if let Some(l) = &self.failures {
+            match l.admit(client) {
+                Admission::Go => {}
+                Admission::Refuse(after) => return Err(AuthError::Throttled(after)),
+                Admission::Wait(d) => tokio::time::sleep(d).await,
+            }
+        }
+        let result = self.verify_unlimited(parts, store, now_ms).await;
+        if let (Err(AuthError::Rejected(_)), Some(l)) = (&result, &self.failures) {
+            l.fail(client);
+        }
+        result
+    }
+
+    async fn verify_unlimited(
+        &self,
+        parts: &Parts,
+        store: &Store,
+        now_ms: u64,
+    ) -> Result<Principal, AuthError> {
+        let Some(text) = self.token(parts)? else {
+            return self.verify_session(parts, store, now_ms).await;
+        };
+        let pinned = self.pinned(parts)?;
+        let now = (now_ms / 1000) as i64;
+        let (company, key, p) = self.open(&text, pinned, now).map_err(|e| {
+            reject(match e {
+                SsoError::Encoding => "sso token: not base64 or too long",
+                SsoError::Cipher => "sso token: wrong length, key, padding or tag",
+                SsoError::Json => "sso token: not a UTF-8 JSON object",
+                SsoError::Field => "sso token: a field is missing or invalid",
+                SsoError::Expires => "sso token: expires is unreadable",
+                SsoError::Expired => "sso token: expired",
+                SsoError::LegacyRefused => "sso token: legacy format not accepted",
+                SsoError::NoCompany => "sso token: no configured company",
+                SsoError::Ambiguous => "sso token: opened by several companies",
+            })
+        })?;
+        let stored = StoredCustomer {
+            email: p.email,
+            reference: p.reference,
+            first_name: p.first_name,
+            last_name: p.last_name,
+        };
+        let mut customer = customer_of(company, &stored).map_err(reject)?;
+        if let Some(s) = &self.session {
+            customer.opened = open_session(s, store, company, key, &stored, now_ms).await;
+        }
+        Ok(Principal::Sso(Box::new(customer)))
+    }
+
+    async fn verify_session(
+        &self,
+        parts: &Parts,
+        store: &Store,
+        now_ms: u64,
+    ) -> Result<Principal, AuthError> {
+        let Some(token) = self.session_token(parts) else {
+            return Err(reject("no sso credential"));
+        };
+        if !well_formed(&token) {
+            return Err(reject("sso session: malformed token"));
+        }
+        let key = session_key(&token);
+        let found = store.session_touch(&key, now_ms).await.map_err(|e| {
+            tracing::error!(error = %e, "session store unavailable");
+            AuthError::Store
+        })?;
+        let Some(found) = found else {
+            return Err(reject("sso session: unknown or expired"));
+        };
+        let r = &found.record;
+        let company = r
+            .business
+            .strip_prefix("sso:")
+            .and_then(|id| self.company(id));
+        let ended = match company {
+            None => Some("sso session: company no longer configured"),
+            Some(_) if found.generation != r.generation => Some("sso session: revoked"),
+            Some(c) if !c.keys.iter().any(|k| k.id == r.key_id) => {
+                Some("sso session: its key was removed")
+            }
+            Some(_) => None,
+        };
+        if let Some(cause) = ended {
+            let _ = store.session_delete(&key).await;
+            return Err(reject(cause));
+        }
+        let company = company.expect("checked above");
+        let stored: StoredCustomer = r
+            .customer
+            .as_deref()
+            .and_then(|u| serde_json::from_str(u).ok())
+            .ok_or_else(|| reject("sso session: no customer"))?;
+        let mut customer = customer_of(company, &stored).map_err(reject)?;
+        customer.via_session = true;
+        Ok(Principal::Sso(Box::new(customer)))
+    }
+
+    /// Hands a session this request opened to the client, on the response.
+    pub fn hand_out(&self, headers: &mut HeaderMap, token: &str) {
+        let Some(s) = &self.session else { return };
+        match &s.handout {
+            Handout::Cookie { name, path } => {
+                let c = cookie::Cookie::build((name.as_str(), token))
+                    .path(path.as_str())
+                    .http_only(true)
+                    .secure(true)
+                    .same_site(cookie::SameSite::Lax)
+                    .max_age(cookie::time::Duration::seconds(
+                        s.max_lifetime.as_secs() as i64
+                    ))
+                    .build();
+                if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+                    headers.append(header::SET_COOKIE, v);
+                }
+            }
+            Handout::Header(name) => {
+                if let Ok(v) = HeaderValue::from_str(token) {
+                    headers.insert(name.clone(), v);
+                }
+            }
+        }
+        // A response carrying a credential must never be stored by a cache.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+
+    /// Removes every SSO credential a client sent (the token in each of its
+    /// carriers, the session cookie) from headers going upstream.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        if let Some(h) = &self.header {
+            crate::scope::HeaderPolicy::remove_spellings(headers, h);
+        }
+        let mut names: Vec<&str> = Vec::new();
+        names.extend(self.cookie.as_deref());
+        if let Some(SessionSettings {
+            handout: Handout::Cookie { name, .. },
+            ..
+        }) = &self.session
+        {
+            names.push(name);
+        }
+        if !names.is_empty() {
+            remove_cookies(headers, &names);
+        }
+    }
+}
+
+/// The values of every cookie called `name` in the request's `Cookie` headers.
+fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| cookie::Cookie::split_parse(v).filter_map(Result::ok))
+        .filter(move |c| c.name() == name)
+        .map(|c| c.value().to_string())
+}
+
+/// Removes the named cookies from every `Cookie` header, keeping the others
+/// as they were sent; a header left empty goes.
+fn remove_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    let all: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    if all.is_empty() {
+        return;
+    }
+    headers.remove(header::COOKIE);
+    for v in all {
+        let Ok(s) = v.to_str() else {
+            // Not text: it cannot be read as cookies, so it cannot be trusted either.
+            continue;
+        };
+        let kept: Vec<&str> = s
+            .split(';')
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or("").trim();
+                !names.contains(&name)
+            })
+            .filter(|pair| !pair.trim().is_empty())
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        if let Ok(v) = HeaderValue::from_str(kept.join(";").trim()) {
+            headers.append(header::COOKIE, v);
+        }
+    }
+}
+
+/// The principal of a proven customer, every header value checked.
+fn customer_of(company: &Company, c: &StoredCustomer) -> Result<SsoCustomer, &'static str> {
+    let value = |v: &str| ScopeValue::new(v).map_err(|_| "sso: a value cannot be sent");
+    let subject = match company.identity {
+        Identity::Email => Subject::new("customer.email", &c.email),
+        Identity::Reference => match &c.reference {
+            Some(r) => Subject::new("customer.reference", r),
+            None => return Err("sso: the identity key reference is missing"),
+        },
+    }
+    .map_err(|_| "sso: the subject cannot be sent")?;
+    Ok(SsoCustomer {
+        company: company.id_value.clone(),
+        subject,
+        email: value(&c.email)?,
+        reference: c.reference.as_deref().map(value).transpose()?,
+        names: if company.forward_names {
+            Some((value(&c.first_name)?, value(&c.last_name)?))
+        } else {
+            None
+        },
+        via_session: false,
+        opened: None,
+    })
+}
+
+fn well_formed(token: &str) -> bool {
+    token.strip_prefix(SESSION_PREFIX).is_some_and(|h| {
+        h.len() == 32
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+fn session_key(token: &str) -> store::Key {
+    store::key("sso-session", &[token.as_bytes()])
+}
+
+/// Opens a session for a customer just proven by a token. A store that does
+/// not answer costs the session, not the request: the token was valid.
+async fn open_session(
+    s: &SessionSettings,
+    store: &Store,
+    company: &Company,
+    key: &CompanyKey,
+    c: &StoredCustomer,
+    now_ms: u64,
+) -> Option<String> {
+    let business = format!("sso:{}", company.id);
+    let opened = async {
+        let token = {
+            use rand::RngCore as _;
+            let mut bytes = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            format!("{SESSION_PREFIX}{}", hex(&bytes))
+        };
+        let record = SessionRecord {
+            generation: store.generation(&business).await?,
+            business,
+            created_ms: now_ms,
+            expires_ms: now_ms + s.max_lifetime.as_millis() as u64,
+            last_used_ms: now_ms,
+            idle: s.idle,
+            key_id: key.id.clone(),
+            customer: Some(serde_json::to_string(c).expect("strings serialize")),
+        };
+        store.session_put(&session_key(&token), &record).await?;
+        Ok::<_, store::StoreError>(token)
+    }
+    .await;
+    match opened {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(error = %e, "no sso session opened: store unavailable");
+            None
+        }
+    }
+}
+
+/// Whether an `Authorization` value carries an SSO session token.
+pub fn is_session_authorization(v: &HeaderValue) -> bool {
+    v.as_bytes()
+        .windows(SESSION_PREFIX.len())
+        .any(|w| w.eq_ignore_ascii_case(SESSION_PREFIX.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_read_and_removed_by_exact_name() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; sso-token=abc%2B; b=2"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("sso-token=x"));
+        assert_eq!(
+            cookies(&h, "sso-token").collect::<Vec<_>>(),
+            ["abc%2B", "x"]
+        );
+        remove_cookies(&mut h, &["sso-token"]);
+        let left: Vec<_> = h.get_all(header::COOKIE).iter().collect();
+        assert_eq!(left, ["a=1; b=2"]);
+        remove_cookies(&mut h, &["a", "b"]);
+        assert!(h.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn session_tokens_have_their_own_shape() {
+        assert!(well_formed(&format!("{SESSION_PREFIX}{}", "0a".repeat(16))));
+        assert!(!well_formed("st:api:api:0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"));
+        assert!(!well_formed(&format!(
+            "{SESSION_PREFIX}{}",
+            "0A".repeat(16)
+        )));
+        assert!(is_session_authorization(&HeaderValue::from_static(
+            "Bearer SG:SSO:00"
+        )));
+    }
+}
