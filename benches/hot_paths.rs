@@ -241,6 +241,17 @@ fn sso(c: &mut Criterion) {
             })
         });
     }
+    // What each other company's key costs when the company is found by trial.
+    let wrong = Keys::derive(b"another company's key", "37001");
+    for (name, token) in [("sso/wrong_key_legacy", &legacy), ("sso/wrong_key_v2", &v2)] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let p = sso::token::decode(black_box(token), &wrong, true, rules, 1_800_000_000);
+                assert!(p.is_err());
+                p
+            })
+        });
+    }
 }
 
 criterion_group!(hot_paths, benches, signed_search, action_links, sso);

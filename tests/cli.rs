@@ -110,8 +110,9 @@ fn check_accepts_the_shipped_config_and_prints_the_route_table() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("OK (5 routes, 1 upstreams)"), "{stdout}");
+    assert!(stdout.contains("OK (6 routes, 1 upstreams)"), "{stdout}");
     for (route, path, auth) in [
+        ("my-bookings", "/v2/me/bookings", "sso"),
         ("health", "/v2/health", "public"),
         ("resources", "/v2/resources/*", "public"),
         ("bookings-list", "/v2/bookings", "signed-search"),
@@ -401,6 +402,124 @@ fn token_signed_search_mints_a_token_the_configured_key_verifies() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("search=customer.email%3Aada%40example.com")
     );
+}
+
+#[test]
+fn token_sso_mints_both_formats_the_company_key_opens() {
+    use scopegate::auth::sso::{token, Keys, Rules, Zone};
+    let keys = Keys::derive(demo_key("demo-sso.key").as_bytes(), "37000");
+    let rules = Rules {
+        leeway: 0,
+        zone: Zone::UTC,
+    };
+    let now = unix_now() as i64;
+    for legacy in [false, true] {
+        let mut args = vec![
+            "token",
+            "sso",
+            "--config",
+            SHIPPED,
+            "--company",
+            "37000",
+            "--email",
+            "ada@example.com",
+            "--reference",
+            "cust-1815",
+            "--ttl",
+            "10m",
+        ];
+        if legacy {
+            args.push("--legacy");
+        }
+        let out = run_to_end(&args, &[]);
+        assert_success(&out);
+        let printed = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert_eq!(printed.starts_with("v2."), !legacy, "{printed}");
+        // As the query parser hands it over: URL-decoded once.
+        let text: String = form_urlencoded::parse(format!("t={printed}").as_bytes())
+            .next()
+            .unwrap()
+            .1
+            .into_owned();
+        let p = token::decode(&text, &keys, legacy, rules, now).unwrap();
+        assert_eq!(p.email, "ada@example.com");
+        assert_eq!(p.reference.as_deref(), Some("cust-1815"));
+        assert!(
+            (now + 540..=now + 660).contains(&p.expires),
+            "{}",
+            p.expires
+        );
+    }
+    // A company that is not configured, and a payload scopegate would refuse.
+    let out = run_to_end(
+        &[
+            "token",
+            "sso",
+            "--config",
+            SHIPPED,
+            "--company",
+            "1",
+            "--email",
+            "a@b.c",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("37000"));
+    let out = run_to_end(
+        &[
+            "token",
+            "sso",
+            "--config",
+            SHIPPED,
+            "--company",
+            "37000",
+            "--email",
+            "not-an-email",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn sso_configuration_mistakes_name_their_key() {
+    let route =
+        "[[route]]\nname = \"w\"\npath = \"/w\"\nauth = [\"sso\"]\nupstream = \"backend\"\n";
+    check(&format!("{BASE}\n{route}"))
+        .fails_with(&["route[0].auth", "sso needs at least one [[sso_company]]"]);
+    let company = |extra: &str| {
+        format!(
+            "{BASE}\n{route}\n[[sso_company]]\ncompany_id = \"1\"\nsecure_key = \"k\"\n{extra}\n"
+        )
+    };
+    check(&company("timezone = \"Mars/Olympus\""))
+        .fails_with(&["sso_company[0].timezone", "Mars/Olympus"]);
+    check(&company("identity = \"phone\"")).fails_with(&["sso_company[0].identity", "phone"]);
+    check(&company("leeway = \"1h\"")).fails_with(&["sso_company[0].leeway", "at most 10 minutes"]);
+    check(&company("[sso.session]\nhandout = \"carrier-pigeon\""))
+        .fails_with(&["sso.session.handout", "carrier-pigeon"]);
+    check(&company("[sso.failures]\npenalty = \"jail\""))
+        .fails_with(&["sso.failures.penalty", "jail"]);
+    check(&company(
+        "[sso.session]\nhandout = \"cookie\"\ncookie_name = \"sso-token\"",
+    ))
+    .fails_with(&["sso.session.cookie_name", "must differ"]);
+    let dup = format!(
+        "{}[[sso_company]]\ncompany_id = \"1\"\nsecure_key = \"k2\"\n",
+        company("")
+    );
+    check(&dup).fails_with(&["sso_company[1].company_id", "duplicate"]);
+    let nokey = format!("{BASE}\n{route}\n[[sso_company]]\ncompany_id = \"1\"\n");
+    check(&nokey).fails_with(&["sso_company[0]", "secure_key_env"]);
+    // Accepted, with a warning that the legacy format has no MAC.
+    let ok = check(&company("timezone = \"Europe/London\""));
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert!(ok.stderr.contains("no MAC"), "{}", ok.stderr);
+    let ok = check(&company("accept_legacy = false\ntimezone = \"+05:30\""));
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert!(!ok.stderr.contains("no MAC"), "{}", ok.stderr);
 }
 
 #[test]

@@ -110,3 +110,48 @@ fn a_java_token_is_read_in_the_configured_zone() {
         );
     }
 }
+
+/// `v2` tokens minted by Python `cryptography` (AESGCM) and by the generator
+/// snippets in `examples/sso-generators/` (Python, Node, Ruby), read by the
+/// decoder in v2-only mode: the format is exactly the documented layout.
+#[test]
+fn v2_tokens_from_independent_generators_decode_and_tampering_is_refused() {
+    use scopegate::auth::sso::{token, Keys, Rules, Zone};
+    let v: Value = serde_json::from_str(include_str!("vectors/sso_v2.json")).unwrap();
+    let keys = Keys::derive(
+        v["secure_key"].as_str().unwrap().as_bytes(),
+        v["company_id"].as_str().unwrap(),
+    );
+    let now = v["now"].as_i64().unwrap();
+    let rules = Rules {
+        leeway: 30,
+        zone: Zone::UTC,
+    };
+    let accept = v["accept"].as_array().unwrap();
+    assert!(accept.len() >= 6, "the snippets' tokens are missing");
+    for case in accept {
+        let name = &case["name"];
+        let text = as_received(case["token"].as_str().unwrap());
+        let p = token::decode(&text, &keys, false, rules, now)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(p.email, case["email"].as_str().unwrap(), "{name}");
+        if let Some(r) = case.get("reference") {
+            assert_eq!(p.reference.as_deref(), r.as_str(), "{name}");
+        }
+    }
+    for case in v["reject"].as_array().unwrap() {
+        let text = as_received(case["token"].as_str().unwrap());
+        // v2 only: no tampered or legacy token may pass.
+        assert!(
+            token::decode(&text, &keys, false, rules, now).is_err(),
+            "{} was accepted",
+            case["name"]
+        );
+        // With legacy accepted too, a tampered v2 token must still fail.
+        assert!(
+            token::decode(&text, &keys, true, rules, now).is_err() || !text.starts_with("v2."),
+            "{} was accepted as legacy",
+            case["name"]
+        );
+    }
+}

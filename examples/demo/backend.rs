@@ -551,6 +551,27 @@ async fn route(store: &Shared, req: Request<Incoming>) -> Result<Reply, ApiError
                 .map(Booking::view)
                 .collect())
         }
+        // The signed-in customer's own bookings: this backend trusts the
+        // customer scopegate proved (an SSO token or its session).
+        ["v2", "me", "bookings"] => {
+            require_get(method, "GET, HEAD")?;
+            let email = parts
+                .headers
+                .get("x-scope-customer-email")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| {
+                    error(
+                        StatusCode::UNAUTHORIZED,
+                        "no_customer",
+                        "no X-Scope-Customer-Email",
+                    )
+                })?;
+            ok(lock()
+                .search(&[Filter::Email(email.to_lowercase())])
+                .into_iter()
+                .map(Booking::view)
+                .collect())
+        }
         ["v2", "bookings", id] => {
             require_get(method, "GET, HEAD")?;
             ok(lock().get(id)?.view())

@@ -90,6 +90,7 @@ async fn main() -> ExitCode {
     // `start` takes the config, so work out the curl lines first.
     let tries = plan(&config);
     let session = session_try(&config, Clock::system().now());
+    let sso = sso_try(&config, Clock::system().now());
     let drain = config.drain_timeout;
     let running = match scopegate::start(config).await {
         Ok(r) => r,
@@ -102,6 +103,9 @@ async fn main() -> ExitCode {
     print_tries(&tries, running.addr, running.admin_addr, backend.addr);
     if let Some(s) = &session {
         print_session(s, running.addr, running.admin_addr);
+    }
+    if let Some(s) = &sso {
+        print_sso(s, running.addr, running.admin_addr);
     }
     println!("Ctrl-C stops both.");
 
@@ -363,6 +367,79 @@ fn print_session(s: &SessionTry, gate: SocketAddr, admin: Option<SocketAddr>) {
         println!(
             "  curl -s -X POST 'http://{admin}/sessions/revoke?business={}'   # every session of it",
             s.business
+        );
+    }
+    println!();
+}
+
+/// A booking widget's SSO flow: tokens minted now for the demo customer by
+/// the first configured company, and a path on an SSO route.
+struct SsoTry {
+    company: String,
+    v2: String,
+    legacy: String,
+    path: &'static str,
+}
+
+fn sso_try(config: &Config, now: u64) -> Option<SsoTry> {
+    use scopegate::auth::sso;
+    let c = config.auth.sso.companies.first()?;
+    let path = "/v2/me/bookings";
+    let served = matches!(
+        config.routes.lookup(None, &Method::GET, path),
+        Lookup::Found(route, _) if matches!(&route.auth, AuthPolicy::AnyOf(s) if s.contains(&scopegate::auth::Scheme::Sso))
+    );
+    if !served {
+        return None;
+    }
+    let expires = chrono::DateTime::from_timestamp(now as i64 + 3600, 0)?
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let payload = serde_json::json!({
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": "ada@example.com",
+        "reference": "cust-1815",
+        "expires": expires,
+    })
+    .to_string();
+    let keys = &c.keys.first()?.keys;
+    Some(SsoTry {
+        company: c.id.clone(),
+        v2: sso::mint_v2(payload.as_bytes(), &keys.v2),
+        legacy: sso::mint_legacy(payload.as_bytes(), &keys.legacy),
+        path,
+    })
+}
+
+fn print_sso(s: &SsoTry, gate: SocketAddr, admin: Option<SocketAddr>) {
+    let gate = reachable(gate);
+    println!(
+        "  # A customer signed in on the website of company {} (BookingBug SSO, minted at start,",
+        s.company
+    );
+    println!(
+        "  # valid 1 h; `scopegate token sso --company {} --email ...` mints a fresh one): her own",
+        s.company
+    );
+    println!("  # bookings; the backend sees x-scope-credential: sso, x-scope-customer-email, x-scope-business.");
+    println!("  curl -s -i 'http://{gate}{}?sso-token={}'", s.path, s.v2);
+    println!(
+        "  curl -s 'http://{gate}{}?sso-token={}'   # the vendor's (legacy) format",
+        s.path, s.legacy
+    );
+    println!("  # The first answer set a session cookie (Set-Cookie: scopegate_sso=...); later calls carry only it:");
+    println!(
+        "  curl -s -H 'Cookie: scopegate_sso=<value from Set-Cookie>' http://{gate}{}",
+        s.path
+    );
+    println!(
+        "  curl -s 'http://{gate}{}?sso-token=v2.AAAA'   # a forged token: 401",
+        s.path
+    );
+    if let Some(admin) = admin.map(reachable) {
+        println!(
+            "  curl -s -X POST 'http://{admin}/sessions/revoke?company={}'   # every SSO session of it",
+            s.company
         );
     }
     println!();

@@ -210,10 +210,12 @@ fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
             "store" => raw.store = one(value, key, &mut problems).unwrap_or_default(),
             "session" => raw.session = one(value, key, &mut problems).unwrap_or_default(),
             "business" => raw.business = many(value, key, &mut problems),
+            "sso" => raw.sso = one(value, key, &mut problems).unwrap_or_default(),
+            "sso_company" => raw.sso_company = many(value, key, &mut problems),
             _ => problems.push(Problem {
                 path: key.clone(),
                 message:
-                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links, action, store, session or business)"
+                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links, action, store, session, business, sso or sso_company)"
                         .into(),
             }),
         }

@@ -426,23 +426,26 @@ impl Sso {
     }
 
     /// Removes every SSO credential a client sent (the token in each of its
-    /// carriers, the session cookie) from headers going upstream.
+    /// carriers, the session cookie) from headers going upstream: the
+    /// configured names and the default ones (also when a carrier is turned
+    /// off), the header in every spelling, cookies in every spelling a
+    /// lenient backend would read as the same name (`SSO_TOKEN`, `ssoToken`).
     pub fn strip(&self, headers: &mut HeaderMap) {
+        const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-sso-token");
+        crate::scope::HeaderPolicy::remove_spellings(headers, &DEFAULT_HEADER);
         if let Some(h) = &self.header {
             crate::scope::HeaderPolicy::remove_spellings(headers, h);
         }
-        let mut names: Vec<&str> = Vec::new();
-        names.extend(self.cookie.as_deref());
+        let mut names: Vec<String> = vec![super::squash(DEFAULT_COOKIE)];
+        names.extend(self.cookie.as_deref().map(super::squash));
         if let Some(SessionSettings {
             handout: Handout::Cookie { name, .. },
             ..
         }) = &self.session
         {
-            names.push(name);
+            names.push(super::squash(name));
         }
-        if !names.is_empty() {
-            remove_cookies(headers, &names);
-        }
+        remove_cookies(headers, &names);
     }
 }
 
@@ -457,9 +460,13 @@ fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = St
         .map(|c| c.value().to_string())
 }
 
-/// Removes the named cookies from every `Cookie` header, keeping the others
-/// as they were sent; a header left empty goes.
-fn remove_cookies(headers: &mut HeaderMap, names: &[&str]) {
+/// The token cookie's default name, stripped whatever the configuration.
+const DEFAULT_COOKIE: &str = "sso-token";
+
+/// Removes the cookies whose name reads as one of `squashed` (see
+/// [`super::squash`]) from every `Cookie` header, keeping the others as they
+/// were sent; a header left empty goes.
+fn remove_cookies(headers: &mut HeaderMap, squashed: &[String]) {
     let all: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
     if all.is_empty() {
         return;
@@ -474,7 +481,7 @@ fn remove_cookies(headers: &mut HeaderMap, names: &[&str]) {
             .split(';')
             .filter(|pair| {
                 let name = pair.split('=').next().unwrap_or("").trim();
-                !names.contains(&name)
+                !squashed.contains(&super::squash(name))
             })
             .filter(|pair| !pair.trim().is_empty())
             .collect();
@@ -575,6 +582,7 @@ pub fn is_session_authorization(v: &HeaderValue) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::squash;
     use super::*;
 
     #[test]
@@ -589,10 +597,14 @@ mod tests {
             cookies(&h, "sso-token").collect::<Vec<_>>(),
             ["abc%2B", "x"]
         );
-        remove_cookies(&mut h, &["sso-token"]);
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("SSO_TOKEN=1; ssoToken=2; sso-tokens=kept"),
+        );
+        remove_cookies(&mut h, &[squash("sso-token")]);
         let left: Vec<_> = h.get_all(header::COOKIE).iter().collect();
-        assert_eq!(left, ["a=1; b=2"]);
-        remove_cookies(&mut h, &["a", "b"]);
+        assert_eq!(left, ["a=1; b=2", "sso-tokens=kept"]);
+        remove_cookies(&mut h, &[squash("a"), squash("b"), squash("sso-tokens")]);
         assert!(h.get(header::COOKIE).is_none());
     }
 
