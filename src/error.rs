@@ -24,6 +24,8 @@ pub enum GateError {
     BadRedirect,
     /// A single-use action link was already used.
     AlreadyUsed,
+    /// A valid credential that does not grant what the route needs (the need).
+    Forbidden(String),
     /// The credential is given in more than one place.
     AmbiguousCredential,
     /// The client failed to authenticate too often; it may retry after this long.
@@ -48,6 +50,7 @@ impl GateError {
                 StatusCode::BAD_REQUEST
             }
             AlreadyUsed => StatusCode::CONFLICT,
+            Forbidden(_) => StatusCode::FORBIDDEN,
             TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
             StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             UriTooLong => StatusCode::URI_TOO_LONG,
@@ -80,6 +83,7 @@ impl GateError {
             BadRedirect => "redirect_not_allowed",
             AlreadyUsed => "link_already_used",
             AmbiguousCredential => "ambiguous_credential",
+            Forbidden(_) => "permission_denied",
             TooManyFailures(_) => "too_many_failures",
             StoreUnavailable => "store_unavailable",
             RequestTimeout => "request_timeout",
@@ -105,6 +109,7 @@ impl GateError {
             BadRedirect => "the redirect target is not allowed",
             AlreadyUsed => "this link has already been used",
             AmbiguousCredential => "the credential is given more than once",
+            Forbidden(_) => "the credential does not grant what this route needs",
             TooManyFailures(_) => "too many failed attempts; retry later",
             StoreUnavailable => "the service is temporarily unavailable",
             RequestTimeout => "the request took too long",
@@ -134,9 +139,13 @@ impl GateError {
     }
 
     pub fn into_response(self) -> Response<ResponseBody> {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "error": { "code": self.code(), "message": self.message() }
         });
+        if let GateError::Forbidden(need) = &self {
+            // From the configuration (an area and rights), never client input.
+            body["error"]["needed"] = need.as_str().into();
+        }
         let mut resp = ResponseBody::json(self.status(), body.to_string());
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

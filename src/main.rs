@@ -49,6 +49,31 @@ enum Command {
         #[command(subcommand)]
         kind: TokenKind,
     },
+    /// API keys (Bookeo).
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// A fresh API key for one business: prints the key once (stdout, first
+    /// line) and the `[[api_key]]` stanza holding only its SHA-256.
+    New {
+        /// The application id (`[[application]] id`).
+        #[arg(long)]
+        application: String,
+        /// The business (account) id.
+        #[arg(long)]
+        business: String,
+        /// Granted permissions, comma separated, e.g. `bookings_rw_own,customers_r_all`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        permissions: Vec<String>,
+        /// Also check that the application is configured there.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,7 +172,71 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config.path),
         Command::Run { config, log_format } => run(&config.path, log_format),
         Command::Token { kind } => token(kind),
+        Command::Key {
+            action:
+                KeyAction::New {
+                    application,
+                    business,
+                    permissions,
+                    config,
+                },
+        } => new_key(&application, &business, &permissions, config.as_deref()),
     }
+}
+
+fn new_key(
+    application: &str,
+    business: &str,
+    permissions: &[String],
+    config: Option<&std::path::Path>,
+) -> ExitCode {
+    use scopegate::auth::api_key::{self, Permission};
+    for p in permissions {
+        if let Err(e) = p.trim().parse::<Permission>() {
+            eprintln!("error: --permissions: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if scopegate::auth::ScopeValue::new(business).is_err() {
+        eprintln!("error: --business: {business:?} cannot be sent as a header");
+        return ExitCode::from(2);
+    }
+    if let Some(path) = config {
+        let config = match load(path) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        let apps = &config.auth.api_keys.applications;
+        if !apps.iter().any(|a| a.id == application) {
+            let known: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
+            eprintln!("error: no [[application]] with id {application:?} (configured: {known:?})");
+            return ExitCode::from(1);
+        }
+    }
+    let key = api_key::new_key();
+    let hash: String = api_key::key_hash(&key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let list: Vec<String> = permissions
+        .iter()
+        .map(|p| format!("{:?}", p.trim()))
+        .collect();
+    println!("{key}");
+    println!();
+    println!("# Give the key above to the application once; it is not stored anywhere.");
+    println!("[[api_key]]");
+    println!("key_sha256 = \"{hash}\"");
+    println!("application = {application:?}");
+    println!("business = {business:?}");
+    println!("permissions = [{}]", list.join(", "));
+    println!(
+        "created = \"{}\"",
+        chrono::DateTime::from_timestamp(Clock::system().now() as i64, 0)
+            .expect("now is within chrono's range")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    ExitCode::SUCCESS
 }
 
 /// The subject claim given as `--email` or `--meta name=value`.

@@ -128,6 +128,12 @@ async fn forward(
         return auth::session::handshake(parts, sessions, store, clock.now_ms()).await;
     }
 
+    let api_keys = &config.auth.api_keys;
+    if api_keys.enabled() && *path == *api_keys.info_path {
+        trace.route = Some("apikeyinfo".into());
+        return api_keys.info(parts);
+    }
+
     let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
     let (route, params) = match config
         .routes
@@ -152,6 +158,8 @@ async fn forward(
         has_body: !http_body::Body::is_end_stream(&body),
         action_path: params.get("id").zip(params.get("action")),
         client: Some(policy.client_ip(&parts.headers, peer.ip())),
+        require: route.require,
+        form_body: is_form(&parts.headers),
     };
     let now_ms = clock.now_ms();
     let now = now_ms / 1000;
@@ -167,17 +175,20 @@ async fn forward(
                 auth::AuthError::Store => GateError::StoreUnavailable,
                 auth::AuthError::Ambiguous => GateError::AmbiguousCredential,
                 auth::AuthError::Throttled(after) => GateError::TooManyFailures(after),
+                auth::AuthError::Forbidden(need) => GateError::Forbidden(need),
             })?;
     // Credentials never travel upstream, whatever the route accepted.
     auth::strip_credentials(parts, &config.auth);
     config.auth.sso.strip(&mut parts.headers);
+    config.auth.api_keys.strip(&mut parts.headers);
     strip_session_authorization(&mut parts.headers, &principal);
 
     let customer = match &principal {
         auth::Principal::Customer(c) => Some(c),
-        auth::Principal::Anonymous | auth::Principal::Business { .. } | auth::Principal::Sso(_) => {
-            None
-        }
+        auth::Principal::Anonymous
+        | auth::Principal::Business { .. }
+        | auth::Principal::Sso(_)
+        | auth::Principal::ApiKey(_) => None,
     };
     let grant = customer.and_then(|c| c.action.as_deref());
     let links = &config.auth.actions;
@@ -369,6 +380,15 @@ fn strip_session_authorization(headers: &mut HeaderMap, principal: &auth::Princi
             headers.append(header::AUTHORIZATION, v);
         }
     }
+}
+
+/// Whether a request body is a form (urlencoded or multipart), which some
+/// backends read a `_method` override from.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONTENT_TYPE).iter().any(|v| {
+        let v = String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase();
+        v.contains("application/x-www-form-urlencoded") || v.contains("multipart/")
+    })
 }
 
 /// Limits the HTTP parser does not enforce at the configured values.

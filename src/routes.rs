@@ -208,6 +208,8 @@ pub struct Route {
     pub apps: Option<Vec<String>>,
     /// Send the app's upstream credential instead of the upstream's.
     pub app_credential: bool,
+    /// What an API key must grant (api-key routes).
+    pub require: Option<crate::auth::api_key::Requirement>,
 }
 
 impl Route {
@@ -407,6 +409,7 @@ mod tests {
             search_fields: None,
             apps: None,
             app_credential: false,
+            require: None,
         }
     }
 

@@ -69,6 +69,8 @@ struct ScopeNames {
     customer_reference: HeaderName,
     first_name: HeaderName,
     last_name: HeaderName,
+    permissions: HeaderName,
+    reach: HeaderName,
     booking_id: HeaderName,
     action: HeaderName,
     business: HeaderName,
@@ -101,6 +103,8 @@ impl HeaderPolicy {
                 customer_reference: name("customer-reference")?,
                 first_name: name("customer-first-name")?,
                 last_name: name("customer-last-name")?,
+                permissions: name("permissions")?,
+                reach: name("reach")?,
                 booking_id: name("booking-id")?,
                 action: name("action")?,
                 business: name("business")?,
@@ -283,6 +287,13 @@ impl HeaderPolicy {
             Principal::Anonymous => {}
             Principal::Business { business, .. } => {
                 headers.insert(self.names.business.clone(), business.header_value().clone());
+            }
+            Principal::ApiKey(k) => {
+                let n = &self.names;
+                headers.insert(n.app.clone(), k.application.header_value().clone());
+                headers.insert(n.business.clone(), k.business.header_value().clone());
+                headers.insert(n.permissions.clone(), k.permissions.header_value().clone());
+                headers.insert(n.reach.clone(), k.reach.header_value().clone());
             }
             Principal::Sso(c) => {
                 let n = &self.names;

@@ -14,6 +14,7 @@ use std::fmt;
 use http::{request::Parts, uri::PathAndQuery, Uri};
 
 pub mod action_link;
+pub mod api_key;
 pub mod apps;
 pub mod jwt;
 pub mod principal;
@@ -32,6 +33,7 @@ pub enum Scheme {
     ActionLink,
     Session,
     Sso,
+    ApiKey,
 }
 
 impl Scheme {
@@ -46,6 +48,7 @@ impl Scheme {
             "action-link" => Some(Scheme::ActionLink),
             "session" => Some(Scheme::Session),
             "sso" => Some(Scheme::Sso),
+            "api-key" => Some(Scheme::ApiKey),
             _ => None,
         }
     }
@@ -57,6 +60,7 @@ impl Scheme {
             Scheme::ActionLink => "action-link",
             Scheme::Session => "session",
             Scheme::Sso => "sso",
+            Scheme::ApiKey => "api-key",
         }
     }
 
@@ -66,6 +70,7 @@ impl Scheme {
             Scheme::ActionLink => action_link::present(parts),
             Scheme::Session => session::present(parts, &ctx.sessions),
             Scheme::Sso => ctx.sso.present(parts),
+            Scheme::ApiKey => ctx.api_keys.present(parts),
         }
     }
 
@@ -79,6 +84,7 @@ impl Scheme {
         match self {
             Scheme::SignedSearch => signed_search::verify(parts, route, ctx, now),
             Scheme::ActionLink => action_link::verify(parts, route, ctx, now),
+            Scheme::ApiKey => ctx.api_keys.verify(parts, route.require, route.form_body),
             // Need the store: see `authenticate_with`.
             Scheme::Session | Scheme::Sso => Err(AuthError::Rejected(Rejection {
                 scheme: Some(self),
@@ -127,6 +133,7 @@ pub struct AuthContext {
     pub actions: crate::actions::ActionLinks,
     pub sessions: session::Sessions,
     pub sso: sso::Sso,
+    pub api_keys: api_key::ApiKeys,
 }
 
 /// The per-route settings a scheme may need.
@@ -142,6 +149,10 @@ pub struct RouteAuth<'a> {
     pub action_path: Option<(&'a str, &'a str)>,
     /// The client's address, for per-client failure limits.
     pub client: Option<std::net::IpAddr>,
+    /// What an API key must grant on this route.
+    pub require: Option<api_key::Requirement>,
+    /// The request has a form-encoded or multipart body.
+    pub form_body: bool,
 }
 
 /// Why authentication did not produce a principal.
@@ -163,6 +174,8 @@ pub enum AuthError {
     Ambiguous,
     /// The client failed too often; it may retry after this long: 429.
     Throttled(std::time::Duration),
+    /// The credential is valid but does not grant this (the need): 403.
+    Forbidden(String),
 }
 
 /// Whether `n` can name a `meta.<n>` subject: `[A-Za-z0-9_]+`.
@@ -238,6 +251,8 @@ const CREDENTIAL_PARAMS: &[&str] = &[
     "actiontoken",
     "sessiontoken",
     "ssotoken",
+    "apikey",
+    "secretkey",
 ];
 
 /// A parameter name as [`carries_credential`] compares it: folded, no `_`.
@@ -249,7 +264,7 @@ pub(crate) fn squash(name: &str) -> String {
 /// some backend reads as one: any `;`-separated piece whose name, decoded
 /// and folded (see [`search_query::fold`]), whole or cut at `[`
 /// (`signature[x]`, `signed_search[]`), is a credential parameter.
-fn carries_credential(raw: &str, extra: &str) -> bool {
+fn carries_credential(raw: &str, extra: &[String]) -> bool {
     raw.split(';').any(|piece| {
         form_urlencoded::parse(piece.as_bytes())
             .next()
@@ -261,7 +276,7 @@ fn carries_credential(raw: &str, extra: &str) -> bool {
                 let base = name.split('[').next().unwrap_or("");
                 [&*name, base].iter().any(|n| {
                     let squashed = squash(n);
-                    CREDENTIAL_PARAMS.contains(&squashed.as_str()) || squashed == extra
+                    CREDENTIAL_PARAMS.contains(&squashed.as_str()) || extra.contains(&squashed)
                 })
             })
     })
@@ -270,9 +285,14 @@ fn carries_credential(raw: &str, extra: &str) -> bool {
 /// Removes credential parameters a route did not consume (public routes, or a
 /// scheme other than the one the parameter belongs to), in every spelling a
 /// lenient backend would read as the credential. Other bytes are untouched.
-/// The SSO token's configured parameter name counts as a credential too.
+/// The configured names of the SSO token and API key parameters count as
+/// credentials too.
 pub fn strip_credentials(parts: &mut Parts, ctx: &AuthContext) {
-    let extra = squash(&ctx.sso.param);
+    let extra = [
+        squash(&ctx.sso.param),
+        squash(&ctx.api_keys.api_key_param),
+        squash(&ctx.api_keys.secret_key_param),
+    ];
     let Some(query) = parts.uri.query() else {
         return;
     };

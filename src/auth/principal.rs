@@ -38,6 +38,21 @@ impl ScopeValue {
             .map_err(|_| ScopeValueError::Forbidden)
     }
 
+    /// A list meant as one (`X-Scope-Permissions`): every item a valid
+    /// value without commas, joined by `,`.
+    pub fn list(items: &[String]) -> Result<Self, ScopeValueError> {
+        for item in items {
+            Self::new(item)?;
+        }
+        let joined = items.join(",");
+        if joined.len() > 4 * MAX_SCOPE_VALUE {
+            return Err(ScopeValueError::TooLong);
+        }
+        HeaderValue::from_str(&joined)
+            .map(Self)
+            .map_err(|_| ScopeValueError::Empty)
+    }
+
     pub fn header_value(&self) -> &HeaderValue {
         &self.0
     }
@@ -110,6 +125,8 @@ pub enum Principal {
     /// A public route: nothing was proven, so nothing is asserted.
     Anonymous,
     Customer(Box<Customer>),
+    /// A business reached through an API key (and how far).
+    ApiKey(Box<super::api_key::KeyHolder>),
     /// A customer proven by an SSO token or an SSO session.
     Sso(Box<super::sso::SsoCustomer>),
     /// A business proven by a session (or, later, an API key).
@@ -127,6 +144,7 @@ impl Principal {
             Principal::Anonymous => None,
             Principal::Customer(c) => Some(c.credential.name()),
             Principal::Sso(_) => Some(super::Scheme::Sso.name()),
+            Principal::ApiKey(_) => Some(super::Scheme::ApiKey.name()),
             Principal::Business { credential, .. } => Some(credential.name()),
         }
     }

@@ -51,6 +51,8 @@ pub enum QueryError {
     Repeated,
     #[error("a required parameter is missing")]
     Missing,
+    #[error("a method override parameter (`_method`)")]
+    MethodOverride,
     #[error("array-style parameter name")]
     ArrayName,
     #[error("`;` followed by a parameter inside a value")]

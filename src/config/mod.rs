@@ -26,6 +26,7 @@ use crate::{
     upstream::{Upstream, UpstreamSettings},
 };
 
+mod api_key;
 pub mod raw;
 mod sso;
 mod timekit;
@@ -212,10 +213,13 @@ fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
             "business" => raw.business = many(value, key, &mut problems),
             "sso" => raw.sso = one(value, key, &mut problems).unwrap_or_default(),
             "sso_company" => raw.sso_company = many(value, key, &mut problems),
+            "api_keys" => raw.api_keys = one(value, key, &mut problems).unwrap_or_default(),
+            "application" => raw.application = many(value, key, &mut problems),
+            "api_key" => raw.api_key = many(value, key, &mut problems),
             _ => problems.push(Problem {
                 path: key.clone(),
                 message:
-                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links, action, store, session, business, sso or sso_company)"
+                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links, action, store, session, business, sso, sso_company, api_keys, application or api_key)"
                         .into(),
             }),
         }
@@ -426,7 +430,9 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         actions: timekit::compile_actions(&mut c, &raw.action_links, &raw.action),
         sessions: compile_sessions(&mut c, &raw.session, &raw.business),
         sso: sso::compile(&mut c, &raw.sso, &raw.sso_company),
+        api_keys: api_key::compile(&mut c, &raw.api_keys, &raw.application, &raw.api_key),
     };
+    api_key::check_routes(&mut c, &raw);
     sso::check_routes(&mut c, &raw);
     timekit::check_routes(&mut c, &raw, &auth);
     check_session_routes(&mut c, &raw, routes.as_ref(), &auth.sessions);
@@ -901,6 +907,24 @@ fn compile_routes(
                 );
             }
         }
+        let lists_api_key = r.auth.iter().any(|a| a == "api-key");
+        let require = match (&r.require, lists_api_key) {
+            (Some(req), true) => crate::auth::api_key::Requirement::parse(req)
+                .map_err(|e| c.err(format!("{path}.require"), e.to_string()))
+                .ok(),
+            (None, true) => {
+                c.err(
+                    format!("{path}.require"),
+                    "an api-key route must say what it needs, e.g. \"bookings\" (rights by method) or \"bookings:rw\"",
+                );
+                None
+            }
+            (Some(_), false) => {
+                c.err(format!("{path}.require"), "only applies to api-key routes");
+                None
+            }
+            (None, false) => None,
+        };
         if c.problems.len() != before {
             ok = false;
             continue;
@@ -923,6 +947,7 @@ fn compile_routes(
             search_fields: r.search_fields.clone(),
             apps: r.apps.clone(),
             app_credential: r.upstream_credential.as_deref() == Some("app"),
+            require,
         });
     }
     if !ok {

@@ -30,6 +30,65 @@ pub struct RawConfig {
     pub business: Vec<RawBusiness>,
     pub sso: RawSso,
     pub sso_company: Vec<RawSsoCompany>,
+    pub api_keys: RawApiKeys,
+    pub application: Vec<RawApplication>,
+    pub api_key: Vec<RawApiKey>,
+}
+
+/// Where API keys (Bookeo) are read, and the info endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawApiKeys {
+    pub api_key_param: String,
+    pub secret_key_param: String,
+    pub api_key_header: String,
+    pub secret_key_header: String,
+    /// Answered by scopegate (GET): the key's account, permissions, application.
+    pub info_path: String,
+}
+
+impl Default for RawApiKeys {
+    fn default() -> Self {
+        Self {
+            api_key_param: "apiKey".into(),
+            secret_key_param: "secretKey".into(),
+            api_key_header: "X-Bookeo-apiKey".into(),
+            secret_key_header: "X-Bookeo-secretKey".into(),
+            info_path: "/v2/settings/apikeyinfo".into(),
+        }
+    }
+}
+
+/// An application registered with the vendor; its secret key is in every call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApplication {
+    /// `X-Scope-App`.
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    pub secret_key: Option<String>,
+    pub secret_key_env: Option<String>,
+    pub secret_key_file: Option<PathBuf>,
+}
+
+/// One installation of an application in one business account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKey {
+    /// The key's SHA-256 as hex: the configuration then holds no usable key.
+    pub key_sha256: Option<String>,
+    pub key: Option<String>,
+    pub key_env: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub application: String,
+    /// `X-Scope-Business` (the vendor's `accountId`).
+    pub business: String,
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub disabled: bool,
+    /// RFC 3339; `creationTime` in apikeyinfo.
+    pub created: Option<String>,
 }
 
 /// Where SSO tokens are read, what a client failing too often gets, and the
@@ -542,4 +601,7 @@ pub struct RawRoute {
     /// `"upstream"` (default): the upstream's credential; `"app"`: the
     /// credential of the app whose token the request carried.
     pub upstream_credential: Option<String>,
+    /// API key routes: what the key must grant, `bookings` (rights by
+    /// method) or `bookings:rw`.
+    pub require: Option<String>,
 }
