@@ -110,8 +110,9 @@ fn check_accepts_the_shipped_config_and_prints_the_route_table() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("OK (6 routes, 1 upstreams)"), "{stdout}");
+    assert!(stdout.contains("OK (7 routes, 1 upstreams)"), "{stdout}");
     for (route, path, auth) in [
+        ("booking-actions", "/v2/bookings/{id}/{action}", "api-key"),
         ("my-bookings", "/v2/me/bookings", "sso"),
         ("health", "/v2/health", "public"),
         ("resources", "/v2/resources/*", "public"),

@@ -91,6 +91,7 @@ async fn main() -> ExitCode {
     let tries = plan(&config);
     let session = session_try(&config, Clock::system().now());
     let sso = sso_try(&config, Clock::system().now());
+    let api_key = api_key_try(&args.config);
     let drain = config.drain_timeout;
     let running = match scopegate::start(config).await {
         Ok(r) => r,
@@ -106,6 +107,9 @@ async fn main() -> ExitCode {
     }
     if let Some(s) = &sso {
         print_sso(s, running.addr, running.admin_addr);
+    }
+    if let Some((key, secret)) = &api_key {
+        print_api_key(key, secret, running.addr);
     }
     println!("Ctrl-C stops both.");
 
@@ -442,6 +446,31 @@ fn print_sso(s: &SsoTry, gate: SocketAddr, admin: Option<SocketAddr>) {
             s.company
         );
     }
+    println!();
+}
+
+/// The demo partner application's keys, read from the files the shipped
+/// configuration names (a real configuration would hold only the key's hash).
+fn api_key_try(config: &std::path::Path) -> Option<(String, String)> {
+    let dir = config.parent()?;
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .ok()
+            .map(|s| s.trim_end().to_string())
+    };
+    Some((read("demo-api.key")?, read("demo-frontdesk-secret.key")?))
+}
+
+fn print_api_key(key: &str, secret: &str, gate: SocketAddr) {
+    let gate = reachable(gate);
+    println!("  # A partner application installed by demo-business (Bookeo API key + secret key,");
+    println!("  # granted bookings_rw_all): confirm a tentative booking; the backend sees");
+    println!(
+        "  # x-scope-credential: api-key, x-scope-app, x-scope-reach: all, x-scope-permissions."
+    );
+    println!("  curl -s -X PUT -H 'X-Bookeo-apiKey: {key}' -H 'X-Bookeo-secretKey: {secret}' http://{gate}/v2/bookings/b-1002/confirm");
+    println!("  curl -s 'http://{gate}/v2/settings/apikeyinfo?apiKey={key}&secretKey={secret}'   # answered by scopegate");
+    println!("  curl -s -X PUT -H 'X-Bookeo-apiKey: {key}' -H 'X-Bookeo-secretKey: wrong' http://{gate}/v2/bookings/b-1002/confirm   # 401");
     println!();
 }
 
