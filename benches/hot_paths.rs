@@ -15,6 +15,15 @@ use scopegate::{
 const KEY: &str = "live_api_key_7nzvc7wsBQQISLeFSVhROys9V1bUJ1z7";
 
 const CONFIG: &str = r#"
+[[application]]
+id = "frontdesk"
+secret_key = "sk_frontdesk_4f1e2d3c4b5a69788796a5b4"
+[[api_key]]
+key = "Q4CKFP9BR62Z5XS9O58BVJKJCSHDNMSK"
+application = "frontdesk"
+business = "acct-1"
+permissions = ["bookings_rw_own", "customers_r_all", "payments_r_all"]
+
 [[app]]
 slug = "my-app-6165"
 [[app.key]]
@@ -254,5 +263,39 @@ fn sso(c: &mut Criterion) {
     }
 }
 
-criterion_group!(hot_paths, benches, signed_search, action_links, sso);
+/// API key check: both keys from the headers, lookup by SHA-256, secret
+/// compared in constant time, permission and reach decided.
+fn api_key(c: &mut Criterion) {
+    let config = Config::from_toml(CONFIG).expect("bench config");
+    let parts = http::Request::get("/v2/bookings/b-1")
+        .header("x-bookeo-apikey", "Q4CKFP9BR62Z5XS9O58BVJKJCSHDNMSK")
+        .header(
+            "x-bookeo-secretkey",
+            "sk_frontdesk_4f1e2d3c4b5a69788796a5b4",
+        )
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    let requirement = scopegate::auth::api_key::Requirement::parse("bookings").ok();
+    c.bench_function("api_key/verify", |b| {
+        b.iter(|| {
+            let p = config
+                .auth
+                .api_keys
+                .verify(black_box(&parts), requirement, false);
+            assert!(p.is_ok());
+            p
+        })
+    });
+}
+
+criterion_group!(
+    hot_paths,
+    benches,
+    signed_search,
+    action_links,
+    sso,
+    api_key
+);
 criterion_main!(hot_paths);

@@ -235,7 +235,15 @@ impl ApiKeys {
         // A method override could make the backend do more than the method
         // scopegate checked: refused outright.
         if let Some(query) = parts.uri.query() {
-            if q::params(query).iter().any(|p| is_method_override(&p.name)) {
+            let overrides = q::params(query).iter().any(|p| {
+                // Each `;` piece too: some backends split parameters there.
+                p.raw.split(';').any(|piece| {
+                    form_urlencoded::parse(piece.as_bytes())
+                        .next()
+                        .is_some_and(|(name, _)| is_method_override(&name))
+                })
+            });
+            if overrides {
                 return Err(AuthError::BadQuery(q::QueryError::MethodOverride));
             }
         }
@@ -320,9 +328,19 @@ impl ApiKeys {
     }
 }
 
-/// `_method`, in any case and with any number of leading underscores.
+/// `_method` as a lenient backend reads a (decoded) name: any case, any
+/// number of leading underscores, leading spaces dropped and `.`/` ` read as
+/// `_` (PHP), cut at `[` (`_method[]`).
 fn is_method_override(name: &str) -> bool {
-    name.starts_with('_') && name.trim_start_matches('_').eq_ignore_ascii_case("method")
+    let base = name.trim_start().split('[').next().unwrap_or("");
+    let mapped: String = base
+        .chars()
+        .map(|c| if matches!(c, '.' | ' ') { '_' } else { c })
+        .collect();
+    mapped.starts_with('_')
+        && mapped
+            .trim_start_matches('_')
+            .eq_ignore_ascii_case("method")
 }
 
 /// A fresh API key: 32 characters of `[A-Z0-9]` (165 bits) from the OS CSPRNG.
@@ -341,7 +359,15 @@ mod tests {
 
     #[test]
     fn method_override_names() {
-        for n in ["_method", "_METHOD", "__method"] {
+        for n in [
+            "_method",
+            "_METHOD",
+            "__method",
+            ".method",
+            " _method",
+            "_method[]",
+            "._method",
+        ] {
             assert!(is_method_override(n), "{n}");
         }
         for n in ["method", "_methods", "x_method"] {
