@@ -129,8 +129,13 @@ impl HeaderPolicy {
             .flat_map(|v| v.split(','))
             .collect();
         // From the right: entries our proxies appended, then the client.
+        // Some proxies write `ip:port` or `[v6]:port`.
         for entry in chain.into_iter().rev() {
-            match entry.trim().parse::<IpAddr>() {
+            let entry = entry.trim();
+            let parsed = entry
+                .parse::<IpAddr>()
+                .or_else(|_| entry.parse::<std::net::SocketAddr>().map(|s| s.ip()));
+            match parsed {
                 Ok(a) if self.is_trusted(a) => continue,
                 Ok(a) => return a,
                 Err(_) => break,
@@ -438,5 +443,23 @@ mod tests {
     fn ipv4_mapped_peers_match_v4_ranges() {
         assert!(policy().is_trusted("::ffff:10.0.0.1".parse().unwrap()));
         assert!(!policy().is_trusted("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_client_behind_trusted_proxies_is_the_nearest_untrusted_entry() {
+        let p = policy();
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let client = |xff: &str| {
+            let h = headers(&[("x-forwarded-for", xff)]);
+            p.client_ip(&h, proxy).to_string()
+        };
+        assert_eq!(client("198.51.100.7"), "198.51.100.7");
+        assert_eq!(client("1.2.3.4, 198.51.100.7, 10.0.0.9"), "198.51.100.7");
+        assert_eq!(client("203.0.113.9:51234"), "203.0.113.9");
+        assert_eq!(client("[2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(client("garbage"), "10.0.0.5");
+        let untrusted: IpAddr = "192.0.2.1".parse().unwrap();
+        let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
+        assert_eq!(p.client_ip(&h, untrusted), untrusted);
     }
 }

@@ -67,6 +67,7 @@ pub struct RawApplication {
     pub id: String,
     #[serde(default)]
     pub name: String,
+    #[serde(default, deserialize_with = "secret_field::inline")]
     pub secret_key: Option<String>,
     pub secret_key_env: Option<String>,
     pub secret_key_file: Option<PathBuf>,
@@ -78,6 +79,7 @@ pub struct RawApplication {
 pub struct RawApiKey {
     /// The key's SHA-256 as hex: the configuration then holds no usable key.
     pub key_sha256: Option<String>,
+    #[serde(default, deserialize_with = "secret_field::inline")]
     pub key: Option<String>,
     pub key_env: Option<String>,
     pub key_file: Option<PathBuf>,
@@ -182,6 +184,7 @@ impl Default for RawSsoSession {
 pub struct RawSsoCompany {
     pub company_id: String,
     /// The current secure key (the shorthand for one `[[sso_company.key]]`).
+    #[serde(default, deserialize_with = "secret_field::inline")]
     pub secure_key: Option<String>,
     pub secure_key_env: Option<String>,
     pub secure_key_file: Option<PathBuf>,
@@ -208,6 +211,7 @@ pub struct RawSsoCompany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSsoKey {
+    #[serde(default, deserialize_with = "secret_field::inline")]
     pub secure_key: Option<String>,
     pub secure_key_env: Option<String>,
     pub secure_key_file: Option<PathBuf>,
@@ -237,6 +241,7 @@ pub struct RawBusiness {
     pub id: String,
     /// The public key id clients send as `apiKey`.
     pub api_key: String,
+    #[serde(default, deserialize_with = "secret_field::inline")]
     pub private_key: Option<String>,
     pub private_key_env: Option<String>,
     pub private_key_file: Option<PathBuf>,
@@ -264,6 +269,7 @@ pub struct RawStore {
     /// `memory` (one process) or `redis` (shared by every replica).
     pub backend: String,
     /// Redis URL (`redis://host:port/db`), usually from `url_env`.
+    #[serde(default, deserialize_with = "secret_field::inline")]
     pub url: Option<String>,
     pub url_env: Option<String>,
     pub url_file: Option<PathBuf>,
@@ -309,6 +315,7 @@ pub struct RawApp {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAppKey {
+    #[serde(default, deserialize_with = "secret_field::inline")]
     pub key: Option<String>,
     pub key_env: Option<String>,
     pub key_file: Option<PathBuf>,
@@ -510,6 +517,70 @@ pub struct RawUpstream {
     pub credential: Option<RawUpstreamCredential>,
 }
 
+/// Inline secrets: a string, and an error that never shows the value (serde's
+/// own "invalid type: found signed int `98765432123`" would print a numeric
+/// key into the load error).
+mod secret_field {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    const NOT_A_STRING: &str = "must be a string (the value is not shown)";
+
+    struct Inline;
+
+    impl<'de> Visitor<'de> for Inline {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Inline)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_char<E: de::Error>(self, v: char) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(de::Error::custom(NOT_A_STRING))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(de::Error::custom(NOT_A_STRING))
+        }
+    }
+
+    pub fn inline<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(Inline)
+    }
+}
+
 mod defaults {
     use super::HumanDuration;
     pub fn connect_timeout() -> HumanDuration {
@@ -566,6 +637,7 @@ pub enum RawUpstreamCredential {
     Basic {
         #[serde(default)]
         username: String,
+        #[serde(default, deserialize_with = "secret_field::inline")]
         password: Option<String>,
         password_env: Option<String>,
         password_file: Option<PathBuf>,
@@ -573,6 +645,7 @@ pub enum RawUpstreamCredential {
     /// A fixed header such as `X-Api-Key`.
     Header {
         name: String,
+        #[serde(default, deserialize_with = "secret_field::inline")]
         value: Option<String>,
         value_env: Option<String>,
         value_file: Option<PathBuf>,

@@ -291,6 +291,10 @@ impl Sso {
 
     /// Verifies the SSO credential of a request from `client`; counts a
     /// failure against it, and refuses a client past its limit.
+    ///
+    /// Only token failures count: a session id is 128 random bits, so a
+    /// stale session cookie (polled by a widget after `idle`) is no probe
+    /// worth counting, and must not lock its client out.
     pub async fn verify(
         &self,
         parts: &Parts,
@@ -298,32 +302,34 @@ impl Sso {
         client: IpAddr,
         now_ms: u64,
     ) -> Result<Principal, AuthError> {
+        let Some(text) = self.token(parts)? else {
+            return self.verify_session(parts, store, now_ms).await;
+        };
+        let family = token::legacy_family(&text);
         if let Some(l) = &self.failures {
-            match l.admit(client) {
+            match l.admit(client, family) {
                 Admission::Go => {}
                 Admission::Refuse(after) => return Err(AuthError::Throttled(after)),
                 Admission::Wait(d) => tokio::time::sleep(d).await,
             }
         }
-        let result = self.verify_unlimited(parts, store, now_ms).await;
+        let result = self.verify_token(&text, parts, store, now_ms).await;
         if let (Err(AuthError::Rejected(_)), Some(l)) = (&result, &self.failures) {
-            l.fail(client);
+            l.fail(client, family);
         }
         result
     }
 
-    async fn verify_unlimited(
+    async fn verify_token(
         &self,
+        text: &str,
         parts: &Parts,
         store: &Store,
         now_ms: u64,
     ) -> Result<Principal, AuthError> {
-        let Some(text) = self.token(parts)? else {
-            return self.verify_session(parts, store, now_ms).await;
-        };
         let pinned = self.pinned(parts)?;
         let now = (now_ms / 1000) as i64;
-        let (company, key, p) = self.open(&text, pinned, now).map_err(|e| {
+        let (company, key, p) = self.open(text, pinned, now).map_err(|e| {
             reject(match e {
                 SsoError::Encoding => "sso token: not base64 or too long",
                 SsoError::Cipher => "sso token: wrong length, key, padding or tag",
@@ -344,7 +350,7 @@ impl Sso {
         };
         let mut customer = customer_of(company, &stored).map_err(reject)?;
         if let Some(s) = &self.session {
-            customer.opened = open_session(s, store, company, key, &stored, now_ms).await;
+            customer.opened = open_session(s, store, company, key, text, &stored, now_ms).await;
         }
         Ok(Principal::Sso(Box::new(customer)))
     }
@@ -374,12 +380,18 @@ impl Sso {
             .business
             .strip_prefix("sso:")
             .and_then(|id| self.company(id));
+        // `<format>:<key id>` of the token that opened it.
+        let (format, key_id) = r.key_id.split_once(':').unwrap_or(("", ""));
         let ended = match company {
             None => Some("sso session: company no longer configured"),
             Some(_) if found.generation != r.generation => Some("sso session: revoked"),
-            Some(c) if !c.keys.iter().any(|k| k.id == r.key_id) => {
+            Some(c) if !c.keys.iter().any(|k| k.id == key_id) => {
                 Some("sso session: its key was removed")
             }
+            Some(c) if format == "legacy" && !c.accept_legacy => {
+                Some("sso session: opened by a legacy token, no longer accepted")
+            }
+            Some(_) if format != "legacy" && format != "v2" => Some("sso session: unknown format"),
             Some(_) => None,
         };
         if let Some(cause) = ended {
@@ -430,20 +442,27 @@ impl Sso {
     /// configured names and the default ones (also when a carrier is turned
     /// off), the header in every spelling, cookies in every spelling a
     /// lenient backend would read as the same name (`SSO_TOKEN`, `ssoToken`).
+    /// The session's carriers are stripped likewise, whichever handout is
+    /// configured (a session token echoed in another carrier is no less one).
     pub fn strip(&self, headers: &mut HeaderMap) {
-        const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-sso-token");
-        crate::scope::HeaderPolicy::remove_spellings(headers, &DEFAULT_HEADER);
-        if let Some(h) = &self.header {
-            crate::scope::HeaderPolicy::remove_spellings(headers, h);
-        }
-        let mut names: Vec<String> = vec![super::squash(DEFAULT_COOKIE)];
+        use crate::scope::HeaderPolicy;
+        let mut header_names = vec![
+            HeaderName::from_static("x-sso-token"),
+            HeaderName::from_static("x-sso-session"),
+        ];
+        header_names.extend(self.header.clone());
+        let mut names: Vec<String> = vec![
+            super::squash(DEFAULT_COOKIE),
+            super::squash(DEFAULT_SESSION_COOKIE),
+        ];
         names.extend(self.cookie.as_deref().map(super::squash));
-        if let Some(SessionSettings {
-            handout: Handout::Cookie { name, .. },
-            ..
-        }) = &self.session
-        {
-            names.push(super::squash(name));
+        match self.session.as_ref().map(|s| &s.handout) {
+            Some(Handout::Cookie { name, .. }) => names.push(super::squash(name)),
+            Some(Handout::Header(h)) => header_names.push(h.clone()),
+            None => {}
+        }
+        for h in &header_names {
+            HeaderPolicy::remove_spellings(headers, h);
         }
         remove_cookies(headers, &names);
     }
@@ -460,12 +479,16 @@ fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = St
         .map(|c| c.value().to_string())
 }
 
-/// The token cookie's default name, stripped whatever the configuration.
+/// The token and session cookies' default names, stripped whatever the
+/// configuration.
 const DEFAULT_COOKIE: &str = "sso-token";
+const DEFAULT_SESSION_COOKIE: &str = "scopegate_sso";
 
 /// Removes the cookies whose name reads as one of `squashed` (see
 /// [`super::squash`]) from every `Cookie` header, keeping the others as they
-/// were sent; a header left empty goes.
+/// were sent; a header left empty goes. A name is read as lenient backends
+/// read it: percent-decoded (PHP, old Rack), and a `;`-pair is also split
+/// at `,` (old Rack), any piece matching dooming the pair.
 fn remove_cookies(headers: &mut HeaderMap, squashed: &[String]) {
     let all: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
     if all.is_empty() {
@@ -480,8 +503,11 @@ fn remove_cookies(headers: &mut HeaderMap, squashed: &[String]) {
         let kept: Vec<&str> = s
             .split(';')
             .filter(|pair| {
-                let name = pair.split('=').next().unwrap_or("").trim();
-                !squashed.contains(&super::squash(name))
+                !pair.split(',').any(|piece| {
+                    let name = piece.split('=').next().unwrap_or("").trim();
+                    let decoded = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+                    squashed.contains(&super::squash(&decoded))
+                })
             })
             .filter(|pair| !pair.trim().is_empty())
             .collect();
@@ -532,24 +558,42 @@ fn session_key(token: &str) -> store::Key {
     store::key("sso-session", &[token.as_bytes()])
 }
 
-/// Opens a session for a customer just proven by a token. A store that does
-/// not answer costs the session, not the request: the token was valid.
+/// The session a token opens: the same for every use of one token, so a
+/// replayed token refreshes its session instead of opening another (one
+/// token cannot fill the store). 128 bits of HMAC under the company key: not
+/// computable without it.
+fn session_of(key: &CompanyKey, text: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let canonical = token::canonical(text).unwrap_or_else(|| text.as_bytes().to_vec());
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(&key.keys.v2).expect("HMAC takes keys of any length");
+    mac.update(b"scopegate-sso-session:");
+    mac.update(&canonical);
+    format!(
+        "{SESSION_PREFIX}{}",
+        hex(&mac.finalize().into_bytes()[..16])
+    )
+}
+
+/// Opens (or, for a token used before, refreshes) the session of a customer
+/// just proven by a token. A store that does not answer costs the session,
+/// not the request: the token was valid.
 async fn open_session(
     s: &SessionSettings,
     store: &Store,
     company: &Company,
     key: &CompanyKey,
+    text: &str,
     c: &StoredCustomer,
     now_ms: u64,
 ) -> Option<String> {
     let business = format!("sso:{}", company.id);
+    let format = match token::Format::of(text) {
+        token::Format::Legacy => "legacy",
+        token::Format::V2 => "v2",
+    };
     let opened = async {
-        let token = {
-            use rand::RngCore as _;
-            let mut bytes = [0u8; 16];
-            rand::rngs::OsRng.fill_bytes(&mut bytes);
-            format!("{SESSION_PREFIX}{}", hex(&bytes))
-        };
+        let token = session_of(key, text);
         let record = SessionRecord {
             generation: store.generation(&business).await?,
             business,
@@ -557,7 +601,7 @@ async fn open_session(
             expires_ms: now_ms + s.max_lifetime.as_millis() as u64,
             last_used_ms: now_ms,
             idle: s.idle,
-            key_id: key.id.clone(),
+            key_id: format!("{format}:{}", key.id),
             customer: Some(serde_json::to_string(c).expect("strings serialize")),
         };
         store.session_put(&session_key(&token), &record).await?;
@@ -619,5 +663,189 @@ mod tests {
         assert!(is_session_authorization(&HeaderValue::from_static(
             "Bearer SG:SSO:00"
         )));
+    }
+
+    const JSON: &str = r#"{"first_name":"Ann","last_name":"Lee","email":"ann@example.com","expires":"2027-01-15T09:00:00Z"}"#;
+    const NOW_MS: u64 = 1_800_000_000_000; // 2027-01-15T08:00:00Z
+
+    fn sso(accept_legacy: bool) -> Sso {
+        Sso {
+            companies: vec![Company {
+                id: "37000".into(),
+                id_value: ScopeValue::new("37000").unwrap(),
+                keys: vec![CompanyKey::new(b"secure", "37000")],
+                identity: Identity::Email,
+                rules: Rules {
+                    leeway: 30,
+                    zone: Zone::UTC,
+                },
+                accept_legacy,
+                forward_names: false,
+            }],
+            session: Some(SessionSettings {
+                handout: Handout::Cookie {
+                    name: "scopegate_sso".into(),
+                    path: "/".into(),
+                },
+                idle: Duration::from_secs(3600),
+                max_lifetime: Duration::from_secs(12 * 3600),
+            }),
+            ..Sso::default()
+        }
+    }
+
+    fn req(uri: &str, cookie: Option<&str>) -> Parts {
+        let mut b = http::Request::get(uri);
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn opened(p: Principal) -> String {
+        match p {
+            Principal::Sso(c) => c.opened.expect("a session was opened"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    /// From the review: a replayed token must not open a session per use
+    /// (one customer could fill the store and evict everyone's).
+    #[tokio::test]
+    async fn one_token_opens_one_session_however_often_it_is_used() {
+        let s = sso(true);
+        let store = Store::memory(1000, 1_000_000);
+        let keys = &s.companies[0].keys[0].keys;
+        let legacy = mint_legacy(JSON.as_bytes(), &keys.legacy);
+        let mut live = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let p = s
+                .verify(
+                    &req(&format!("/v2/b?sso-token={legacy}"), None),
+                    &store,
+                    CLIENT,
+                    NOW_MS,
+                )
+                .await
+                .unwrap();
+            live.insert(opened(p));
+        }
+        assert_eq!(live.len(), 1);
+        // Another token (v2, same customer) is another session.
+        let v2 = mint_v2(JSON.as_bytes(), &keys.v2);
+        let p = s
+            .verify(
+                &req(&format!("/v2/b?sso-token={v2}"), None),
+                &store,
+                CLIENT,
+                NOW_MS,
+            )
+            .await
+            .unwrap();
+        assert!(!live.contains(&opened(p)));
+    }
+
+    /// From the review: after `accept_legacy = false`, sessions that legacy
+    /// tokens opened end; those of v2 tokens go on.
+    #[tokio::test]
+    async fn legacy_sessions_end_when_legacy_is_refused() {
+        let store = Store::memory(1000, 1000);
+        let before = sso(true);
+        let keys = &before.companies[0].keys[0].keys;
+        let mut sessions = Vec::new();
+        for token in [
+            mint_legacy(JSON.as_bytes(), &keys.legacy),
+            mint_v2(JSON.as_bytes(), &keys.v2),
+        ] {
+            let uri = format!("/v2/b?sso-token={token}");
+            sessions.push(opened(
+                before
+                    .verify(&req(&uri, None), &store, CLIENT, NOW_MS)
+                    .await
+                    .unwrap(),
+            ));
+        }
+        let after = sso(false);
+        let with = |sid: &str| req("/v2/b", Some(&format!("scopegate_sso={sid}"))).clone();
+        let legacy = after
+            .verify(&with(&sessions[0]), &store, CLIENT, NOW_MS + 1000)
+            .await;
+        assert!(legacy.is_err(), "{legacy:?}");
+        let v2 = after
+            .verify(&with(&sessions[1]), &store, CLIENT, NOW_MS + 1000)
+            .await;
+        assert!(v2.is_ok(), "{v2:?}");
+    }
+
+    /// From the review: polling with a stale session cookie is not a failed
+    /// credential, so it cannot lock its client out of a fresh token.
+    #[tokio::test]
+    async fn stale_session_polls_do_not_lock_out_a_valid_token() {
+        let mut s = sso(true);
+        s.failures = Some(FailureLimiter::new(
+            20,
+            Duration::from_secs(60),
+            crate::limit::Penalty::Reject,
+        ));
+        let store = Store::memory(1000, 1000);
+        let stale = format!("scopegate_sso={SESSION_PREFIX}{}", "ab".repeat(16));
+        for _ in 0..25 {
+            assert!(s
+                .verify(&req("/v2/b", Some(&stale)), &store, CLIENT, NOW_MS)
+                .await
+                .is_err());
+        }
+        let token = mint_legacy(JSON.as_bytes(), &s.companies[0].keys[0].keys.legacy);
+        let r = s
+            .verify(
+                &req(&format!("/v2/b?sso-token={token}"), None),
+                &store,
+                CLIENT,
+                NOW_MS,
+            )
+            .await;
+        assert!(r.is_ok(), "valid token refused: {r:?}");
+    }
+
+    /// Bit-flip forgeries of one token share a family: limited from any address.
+    #[tokio::test]
+    async fn forgeries_of_one_token_are_limited_across_addresses() {
+        let mut s = sso(true);
+        s.session = None;
+        s.failures = Some(FailureLimiter::new(
+            5,
+            Duration::from_secs(60),
+            crate::limit::Penalty::Reject,
+        ));
+        let store = Store::memory(10, 10);
+        let keys = &s.companies[0].keys[0].keys;
+        let genuine = token::canonical(
+            &percent_encoding::percent_decode_str(&mint_legacy(JSON.as_bytes(), &keys.legacy))
+                .decode_utf8()
+                .unwrap(),
+        )
+        .unwrap();
+        use base64::Engine as _;
+        let mut statuses = Vec::new();
+        for i in 0..8u8 {
+            let mut forged = genuine.clone();
+            forged[i as usize] ^= 0x20; // first block: the second one garbles
+            let text = base64::engine::general_purpose::STANDARD.encode(&forged);
+            let client = IpAddr::from([198, 51, 100, i]);
+            let uri = format!(
+                "/v2/b?sso-token={}",
+                percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
+            );
+            statuses.push(
+                match s.verify(&req(&uri, None), &store, client, NOW_MS).await {
+                    Err(AuthError::Rejected(_)) => 401,
+                    Err(AuthError::Throttled(_)) => 429,
+                    other => panic!("{other:?}"),
+                },
+            );
+        }
+        assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
     }
 }

@@ -194,6 +194,28 @@ pub fn v2_key(secure_key: &[u8], company_id: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The bytes a token stands for, however its text was spelled (padding,
+/// line breaks, spaces for `+`): the ciphertext of a legacy token, nonce +
+/// ciphertext + tag of a `v2` one.
+pub fn canonical(text: &str) -> Option<Vec<u8>> {
+    match Format::of(text) {
+        Format::V2 => URL_SAFE_NO_PAD.decode(text.strip_prefix(V2_PREFIX)?).ok(),
+        Format::Legacy => ciphertext(text).ok(),
+    }
+}
+
+/// The family of a legacy token: its last ciphertext block, which every
+/// bit-flip forgery of one genuine token keeps (flipping it would scramble
+/// the padding). `None` for `v2` tokens, which cannot be forged that way.
+pub fn legacy_family(text: &str) -> Option<[u8; 16]> {
+    if Format::of(text) != Format::Legacy {
+        return None;
+    }
+    let ct = ciphertext(text).ok()?;
+    let tail = ct.len().checked_sub(16)?;
+    ct[tail..].try_into().ok()
+}
+
 /// The ciphertext of a token text, after the tolerated repairs.
 fn ciphertext(text: &str) -> Result<Vec<u8>, SsoError> {
     if text.is_empty() || text.len() > MAX_TOKEN_LEN {
