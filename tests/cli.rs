@@ -524,6 +524,84 @@ fn sso_configuration_mistakes_name_their_key() {
 }
 
 #[test]
+fn key_new_prints_a_key_once_and_a_stanza_that_verifies_it() {
+    let out = run_to_end(
+        &[
+            "key",
+            "new",
+            "--config",
+            SHIPPED,
+            "--application",
+            "frontdesk",
+            "--business",
+            "acct-42",
+            "--permissions",
+            "bookings_rw_own,customers_r_all",
+        ],
+        &[],
+    );
+    assert_success(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout.lines().next().unwrap().to_string();
+    assert_eq!(key.len(), 32);
+    let stanza = &stdout[stdout.find("[[api_key]]").unwrap()..];
+    assert!(!stanza.contains(&key), "the stanza holds only the hash");
+    // The stanza, as printed, is a working configuration.
+    let toml = format!(
+        "{BASE}\n[[route]]\nname = \"b\"\npath = \"/v2/bookings\"\nauth = [\"api-key\"]\nupstream = \"backend\"\nrequire = \"bookings\"\n[[application]]\nid = \"frontdesk\"\nsecret_key = \"s3cret\"\n{stanza}"
+    );
+    let config = scopegate::Config::from_toml(&toml).unwrap();
+    let parts = Request::get(format!("/v2/bookings?apiKey={key}&secretKey=s3cret"))
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    let requirement = scopegate::auth::api_key::Requirement::parse("bookings").ok();
+    let principal = config
+        .auth
+        .api_keys
+        .verify(&parts, requirement, false)
+        .unwrap();
+    let scopegate::auth::Principal::ApiKey(k) = principal else {
+        panic!("{principal:?}")
+    };
+    assert_eq!(k.business.header_value(), "acct-42");
+    assert_eq!(k.reach.header_value(), "own:frontdesk");
+
+    // An unknown permission or application is refused, and no key is printed.
+    for (args, code) in [
+        (
+            vec![
+                "--application",
+                "frontdesk",
+                "--business",
+                "b",
+                "--permissions",
+                "bookings_r_own",
+            ],
+            2,
+        ),
+        (
+            vec![
+                "--application",
+                "nope",
+                "--business",
+                "b",
+                "--permissions",
+                "bookings_r_all",
+            ],
+            1,
+        ),
+    ] {
+        let mut all = vec!["key", "new", "--config", SHIPPED];
+        all.extend(args);
+        let out = run_to_end(&all, &[]);
+        assert_eq!(out.status.code(), Some(code));
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
 fn token_for_an_unknown_app_or_a_bad_subject_fails() {
     let out = run_to_end(
         &[
