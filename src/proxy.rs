@@ -26,7 +26,7 @@ use crate::{
 
 /// What the access record needs to know about a request's way through.
 #[derive(Default)]
-struct Trace {
+pub struct Trace {
     path: Option<String>,
     route: Option<Arc<str>>,
     upstream_status: Option<u16>,
@@ -103,18 +103,47 @@ impl Proxy {
     }
 }
 
+/// What scopegate decided for a request before anything left for the
+/// upstream: an answer of its own, or the exact request to forward.
+pub enum Decision {
+    /// Answered by scopegate (the session handshake, apikeyinfo).
+    Answer(Response<ResponseBody>),
+    Forward(Box<Prepared>),
+}
+
+/// A request ready to go upstream, as `explain` shows it.
+pub struct Prepared {
+    pub route: Arc<str>,
+    pub principal: auth::Principal,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+    pub method: http::Method,
+    pub target: http::Uri,
+    /// Exactly the headers the upstream gets.
+    pub headers: HeaderMap,
+    /// Client headers removed by the header contract (names only).
+    pub stripped: Vec<http::HeaderName>,
+    /// A signed-search listing to enrich with action links.
+    pub wants_links: bool,
+    /// Unix seconds when it was decided.
+    pub now: u64,
+}
+
+/// Everything a request goes through before it is sent: limits, host, path,
+/// route, header hygiene, authentication, the scope headers, the upstream
+/// target. Side effects are those of verifying (a session slides, an SSO
+/// session opens); nothing is claimed or sent.
 #[allow(clippy::too_many_arguments)]
-async fn forward(
+pub async fn prepare(
     config: &Config,
     store: &Store,
     clock: &Clock,
     parts: &mut Parts,
-    body: Incoming,
+    has_body: bool,
     peer: SocketAddr,
     request_id: &HeaderValue,
     trace: &mut Trace,
-    started: Instant,
-) -> Result<Response<ResponseBody>, GateError> {
+) -> Result<Decision, GateError> {
     check_limits(config, parts)?;
     let host = request_host(parts)?;
     // A cheap clone (shared bytes): authentication rewrites `parts.uri`'s query.
@@ -125,13 +154,14 @@ async fn forward(
     let sessions = &config.auth.sessions;
     if sessions.enabled() && *path == *sessions.path {
         trace.route = Some("session-handshake".into());
-        return auth::session::handshake(parts, sessions, store, clock.now_ms()).await;
+        let answer = auth::session::handshake(parts, sessions, store, clock.now_ms()).await?;
+        return Ok(Decision::Answer(answer));
     }
 
     let api_keys = &config.auth.api_keys;
     if api_keys.enabled() && *path == *api_keys.info_path {
         trace.route = Some("apikeyinfo".into());
-        return api_keys.info(parts);
+        return Ok(Decision::Answer(api_keys.info(parts)?));
     }
 
     let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
@@ -155,14 +185,13 @@ async fn forward(
     let route_auth = auth::RouteAuth {
         search_fields: route.search_fields.as_deref(),
         apps: route.apps.as_deref(),
-        has_body: !http_body::Body::is_end_stream(&body),
+        has_body,
         action_path: params.get("id").zip(params.get("action")),
         client: Some(policy.client_ip(&parts.headers, peer.ip())),
         require: route.require,
         form_body: is_form(&parts.headers),
     };
     let now_ms = clock.now_ms();
-    let now = now_ms / 1000;
     let principal =
         auth::authenticate_with(&route.auth, &route_auth, parts, &config.auth, store, now_ms)
             .await
@@ -183,13 +212,7 @@ async fn forward(
     config.auth.api_keys.strip(&mut parts.headers);
     strip_session_authorization(&mut parts.headers, &principal);
 
-    let customer = match &principal {
-        auth::Principal::Customer(c) => Some(c),
-        auth::Principal::Anonymous
-        | auth::Principal::Business { .. }
-        | auth::Principal::Sso(_)
-        | auth::Principal::ApiKey(_) => None,
-    };
+    let customer = principal.customer();
     let grant = customer.and_then(|c| c.action.as_deref());
     let links = &config.auth.actions;
     // HEAD asks too, but its empty body is never rewritten.
@@ -240,6 +263,55 @@ async fn forward(
             HeaderValue::from_static("identity"),
         );
     }
+    Ok(Decision::Forward(Box::new(Prepared {
+        route: route.name.clone(),
+        upstream: route.upstream,
+        method,
+        target,
+        headers,
+        stripped: stripped.names,
+        wants_links,
+        now: now_ms / 1000,
+        principal,
+    })))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    config: &Config,
+    store: &Store,
+    clock: &Clock,
+    parts: &mut Parts,
+    body: Incoming,
+    peer: SocketAddr,
+    request_id: &HeaderValue,
+    trace: &mut Trace,
+    started: Instant,
+) -> Result<Response<ResponseBody>, GateError> {
+    let has_body = !http_body::Body::is_end_stream(&body);
+    let p = match prepare(
+        config, store, clock, parts, has_body, peer, request_id, trace,
+    )
+    .await?
+    {
+        Decision::Answer(resp) => return Ok(resp),
+        Decision::Forward(p) => p,
+    };
+    let Prepared {
+        principal,
+        upstream,
+        method,
+        target,
+        headers,
+        wants_links,
+        now,
+        ..
+    } = *p;
+    let customer = principal.customer();
+    let grant = customer.and_then(|c| c.action.as_deref());
+    let links = &config.auth.actions;
+    let policy = &config.headers;
+    let upstream = &config.upstreams[upstream];
 
     // A single-use link is marked before it is forwarded, so two concurrent
     // uses cannot both pass; the mark is released if the action did not happen.

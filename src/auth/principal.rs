@@ -138,6 +138,17 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// The verified Timekit customer (signed search, action link), if any.
+    pub fn customer(&self) -> Option<&Customer> {
+        match self {
+            Principal::Customer(c) => Some(c),
+            Principal::Anonymous
+            | Principal::Business { .. }
+            | Principal::Sso(_)
+            | Principal::ApiKey(_) => None,
+        }
+    }
+
     /// The value of `X-Scope-Credential`, if any.
     pub fn credential(&self) -> Option<&'static str> {
         match self {
