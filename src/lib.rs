@@ -13,6 +13,7 @@ pub mod body;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod limit;
 pub mod listing;
 pub mod path;

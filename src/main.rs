@@ -49,6 +49,23 @@ enum Command {
         #[command(subcommand)]
         kind: TokenKind,
     },
+    /// Show what scopegate would do with one request (route, credential,
+    /// headers removed and sent, upstream URL) without contacting the
+    /// upstream. Exit 0: forwarded or answered; 3: refused.
+    Explain {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// e.g. GET
+        method: String,
+        /// e.g. 'https://api.example.com/v2/bookings?search=...'
+        url: String,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The client address (for trusted proxies and failure limits).
+        #[arg(long, default_value = "127.0.0.1")]
+        peer: std::net::IpAddr,
+    },
     /// API keys (Bookeo).
     Key {
         #[command(subcommand)]
@@ -172,6 +189,13 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config.path),
         Command::Run { config, log_format } => run(&config.path, log_format),
         Command::Token { kind } => token(kind),
+        Command::Explain {
+            config,
+            method,
+            url,
+            headers,
+            peer,
+        } => explain(&config.path, &method, &url, &headers, peer),
         Command::Key {
             action:
                 KeyAction::New {
@@ -181,6 +205,45 @@ fn main() -> ExitCode {
                     config,
                 },
         } => new_key(&application, &business, &permissions, config.as_deref()),
+    }
+}
+
+fn explain(
+    config: &std::path::Path,
+    method: &str,
+    url: &str,
+    headers: &[String],
+    peer: std::net::IpAddr,
+) -> ExitCode {
+    use scopegate::explain::Verdict;
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(scopegate::explain::explain(
+        &config, method, url, headers, peer,
+    )) {
+        Ok((text, verdict)) => {
+            print!("{text}");
+            match verdict {
+                Verdict::Forwarded | Verdict::Answered => ExitCode::SUCCESS,
+                Verdict::Refused => ExitCode::from(3),
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -27,9 +27,11 @@ use crate::{
 /// What the access record needs to know about a request's way through.
 #[derive(Default)]
 pub struct Trace {
-    path: Option<String>,
-    route: Option<Arc<str>>,
-    upstream_status: Option<u16>,
+    /// The normalized path, once known.
+    pub path: Option<String>,
+    /// The matched route (or the handshake / info endpoint).
+    pub route: Option<Arc<str>>,
+    pub upstream_status: Option<u16>,
 }
 
 /// The proxy service shared by every connection of a listener.

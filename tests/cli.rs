@@ -909,3 +909,164 @@ fn token_session_signature_prints_the_handshake_query_of_a_legacy_client() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("demo-business"));
 }
+
+/// `explain` against the shipped configuration, one request per scheme: the
+/// route, the decision, what is removed and what the upstream would get.
+#[test]
+fn explain_shows_the_decision_for_each_scheme_without_the_upstream() {
+    let explain = |method: &str, url: &str, headers: &[&str]| {
+        let mut args = vec!["explain", "--config", SHIPPED, method, url];
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        let out = run_to_end(&args, &[]);
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let stdout_of = |args: &[&str]| {
+        let out = run_to_end(args, &[]);
+        assert_success(&out);
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let gate = "http://127.0.0.1:8080";
+
+    // Signed search: forwarded, the token and a forged scope header removed.
+    let token = stdout_of(&[
+        "token",
+        "signed-search",
+        "--config",
+        SHIPPED,
+        "--app",
+        "demo-app",
+        "--email",
+        "ada@example.com",
+    ]);
+    let (code, out, err) = explain(
+        "GET",
+        &format!("{gate}/v2/bookings?search=customer.email:ada@example.com&signed_search={token}"),
+        &["X-Scope-App: forged"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    for line in [
+        "route       bookings-list (auth: signed-search)",
+        "credential  signed-search: verified",
+        "removed     headers: x-scope-app; query: signed_search",
+        "upstream    GET http://127.0.0.1:8081/v2/bookings?search=customer.email%3Aada%40example.com (bookings)",
+        "  x-scope-credential: signed-search",
+        "  x-scope-app: demo-app",
+        "  x-scope-subject: customer.email=ada@example.com",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+    assert!(!out.contains("forged"), "{out}");
+
+    // The same token for another customer: refused, with the log cause.
+    let (code, out, _) = explain(
+        "GET",
+        &format!("{gate}/v2/bookings?search=customer.email:bob@example.com&signed_search={token}"),
+        &[],
+    );
+    assert_eq!(code, Some(3));
+    assert!(
+        out.contains("decision    refused: 401 unauthorized ("),
+        "{out}"
+    );
+    assert!(out.contains("upstream    not contacted"), "{out}");
+
+    // SSO (v2 minted by the CLI).
+    let sso = stdout_of(&[
+        "token",
+        "sso",
+        "--config",
+        SHIPPED,
+        "--company",
+        "37000",
+        "--email",
+        "ada@example.com",
+    ]);
+    let (code, out, _) = explain(
+        "GET",
+        &format!("{gate}/v2/me/bookings?sso-token={sso}"),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    for line in [
+        "route       my-bookings (auth: sso)",
+        "credential  sso: verified",
+        "query: sso-token",
+        "  x-scope-business: 37000",
+        "  x-scope-customer-email: ada@example.com",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+
+    // API key (the demo's key files), in the headers.
+    let key = demo_key("demo-api.key");
+    let secret = demo_key("demo-frontdesk-secret.key");
+    let (code, out, _) = explain(
+        "PUT",
+        &format!("{gate}/v2/bookings/b-1002/confirm"),
+        &[
+            &format!("X-Bookeo-apiKey: {key}"),
+            &format!("X-Bookeo-secretKey: {secret}"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    for line in [
+        "route       booking-actions (auth: api-key)",
+        "credential  api-key: verified",
+        "removed     headers: x-bookeo-apikey, x-bookeo-secretkey",
+        "  x-scope-reach: all",
+        "  x-scope-app: frontdesk",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+    assert!(!out.contains(&secret), "{out}");
+    // apikeyinfo is answered by scopegate itself.
+    let (code, out, _) = explain(
+        "GET",
+        &format!("{gate}/v2/settings/apikeyinfo?apiKey={key}&secretKey={secret}"),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("decision    answered by scopegate: 200"),
+        "{out}"
+    );
+
+    // A session token explain cannot know (its store is empty): refused.
+    let (code, out, _) = explain(
+        "GET",
+        &format!("{gate}/v2/bookings/b-1001"),
+        &["Authorization: Bearer st:api:api:0123456789abcdef0123456789abcdef"],
+    );
+    assert_eq!(code, Some(3));
+    assert!(
+        out.contains("route       booking-by-id (auth: session)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("401 unauthorized (unknown or expired session)"),
+        "{out}"
+    );
+
+    // Public, no route, and a bad header argument.
+    let (code, out, _) = explain("GET", &format!("{gate}/v2/health"), &[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("credential  none needed (public route)"),
+        "{out}"
+    );
+    let (code, out, _) = explain("GET", &format!("{gate}/admin"), &[]);
+    assert_eq!(code, Some(3));
+    assert!(
+        out.contains("route       (none)") && out.contains("404 not_found"),
+        "{out}"
+    );
+    let (code, _, err) = explain("GET", "/v2/health", &["no colon"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("invalid header"), "{err}");
+}
