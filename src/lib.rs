@@ -16,6 +16,7 @@ pub mod error;
 pub mod explain;
 pub mod limit;
 pub mod listing;
+pub mod metrics;
 pub mod path;
 pub mod proxy;
 pub mod routes;

@@ -586,7 +586,7 @@ fn run(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        shutdown_signal().await;
+        serve_until_stopped(&running, path).await;
         tracing::info!(deadline = ?drain, "shutting down: draining in-flight requests");
         running.shutdown(drain).await;
         tracing::info!("stopped");
@@ -594,12 +594,45 @@ fn run(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
     })
 }
 
-async fn shutdown_signal() {
+/// How often the configuration file is checked for changes.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The configuration file's content hash (`None`: unreadable).
+fn fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
+    use sha2::Digest as _;
+    std::fs::read(path)
+        .ok()
+        .map(|b| sha2::Sha256::digest(b).into())
+}
+
+/// Serves until SIGTERM or SIGINT, reloading the configuration on SIGHUP and
+/// whenever the file's content changes (checked every two seconds; a
+/// Kubernetes ConfigMap update swaps the file in place).
+async fn serve_until_stopped(running: &scopegate::Running, path: &std::path::Path) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let mut last = fingerprint(path);
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                last = fingerprint(path);
+                let _ = running.reload(path);
+            }
+            _ = tick.tick() => {
+                let now = fingerprint(path);
+                if now.is_some() && now != last {
+                    tracing::info!("configuration file changed: reloading");
+                    last = now;
+                    let _ = running.reload(path);
+                }
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ use crate::{
     clock::Clock,
     config::Config,
     error::GateError,
+    metrics::Metrics,
     path,
     routes::Lookup,
     scope::HeaderPolicy,
@@ -32,33 +33,48 @@ pub struct Trace {
     /// The matched route (or the handshake / info endpoint).
     pub route: Option<Arc<str>>,
     pub upstream_status: Option<u16>,
+    /// The scheme that decided (or refused), `public`, or none yet.
+    pub scheme: Option<&'static str>,
+    /// How long verifying the credential took.
+    pub verify: Option<std::time::Duration>,
+    /// The upstream asked, and how long its response head took.
+    pub upstream: Option<(Box<str>, std::time::Duration)>,
+    /// scopegate answered itself (handshake, apikeyinfo).
+    pub answered: bool,
 }
+
+/// The configuration in force: swapped whole on reload, while each request
+/// keeps the one it started with.
+pub type SharedConfig = Arc<arc_swap::ArcSwap<Config>>;
 
 /// The proxy service shared by every connection of a listener.
 pub struct Proxy {
-    config: Arc<Config>,
+    config: SharedConfig,
     /// Single-use marks and sessions; outlives any one configuration.
     store: Arc<Store>,
     clock: Clock,
+    metrics: Arc<Metrics>,
 }
 
 impl Proxy {
-    pub fn new(config: Arc<Config>, store: Arc<Store>, clock: Clock) -> Self {
+    pub fn new(
+        config: SharedConfig,
+        store: Arc<Store>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             config,
             store,
             clock,
+            metrics,
         }
-    }
-
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
     }
 
     /// Handles one request. Never fails: every refusal is a rendered response.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ResponseBody> {
         let started = Instant::now();
-        let config = &self.config;
+        let config = &*self.config.load_full();
         let (mut parts, body) = req.into_parts();
         let request_id = request_id(&parts.headers, config.headers.request_id_header());
         let mut trace = Trace::default();
@@ -76,6 +92,7 @@ impl Proxy {
         )
         .await;
         let (mut resp, outcome, cause) = match result {
+            Ok(resp) if trace.answered => (resp, "answered", None),
             Ok(resp) => (resp, "forwarded", None),
             Err(e) => {
                 let code = e.code();
@@ -101,7 +118,46 @@ impl Proxy {
             upstream_status = trace.upstream_status.unwrap_or(0),
             micros = started.elapsed().as_micros() as u64,
         );
+        self.record(&trace, outcome);
         resp
+    }
+}
+
+impl Proxy {
+    /// The request's metrics, from its trace.
+    fn record(&self, trace: &Trace, outcome: &str) {
+        let m = &self.metrics;
+        let scheme = trace.scheme.unwrap_or("-");
+        m.request(trace.route.as_deref().unwrap_or("-"), scheme, outcome);
+        if let (Some(d), Some(s)) = (trace.verify, trace.scheme) {
+            m.verify_seconds
+                .get_or_create(&crate::metrics::SchemeLabels { scheme: s.into() })
+                .observe(d.as_secs_f64());
+        }
+        if let Some((name, d)) = &trace.upstream {
+            m.upstream_seconds
+                .get_or_create(&crate::metrics::UpstreamLabels {
+                    upstream: name.to_string(),
+                })
+                .observe(d.as_secs_f64());
+            let kind = match outcome {
+                "upstream_unavailable" => Some("unavailable"),
+                "upstream_timeout" | "request_timeout" => Some("timeout"),
+                "upstream_error" => Some("protocol"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                m.upstream_errors
+                    .get_or_create(&crate::metrics::UpstreamErrorLabels {
+                        upstream: name.to_string(),
+                        kind: kind.into(),
+                    })
+                    .inc();
+            }
+        }
+        if outcome == "store_unavailable" {
+            m.store_errors.inc();
+        }
     }
 }
 
@@ -156,6 +212,8 @@ pub async fn prepare(
     let sessions = &config.auth.sessions;
     if sessions.enabled() && *path == *sessions.path {
         trace.route = Some("session-handshake".into());
+        trace.scheme = Some(auth::Scheme::Session.name());
+        trace.answered = true;
         let answer = auth::session::handshake(parts, sessions, store, clock.now_ms()).await?;
         return Ok(Decision::Answer(answer));
     }
@@ -163,6 +221,8 @@ pub async fn prepare(
     let api_keys = &config.auth.api_keys;
     if api_keys.enabled() && *path == *api_keys.info_path {
         trace.route = Some("apikeyinfo".into());
+        trace.scheme = Some(auth::Scheme::ApiKey.name());
+        trace.answered = true;
         return Ok(Decision::Answer(api_keys.info(parts)?));
     }
 
@@ -194,20 +254,26 @@ pub async fn prepare(
         form_body: is_form(&parts.headers),
     };
     let now_ms = clock.now_ms();
-    let principal =
-        auth::authenticate_with(&route.auth, &route_auth, parts, &config.auth, store, now_ms)
-            .await
-            .map_err(|e| match e {
-                auth::AuthError::Rejected(r) => GateError::Unauthorized(r),
-                auth::AuthError::BadQuery(q) => GateError::BadQuery(q),
-                auth::AuthError::Redirect => GateError::BadRedirect,
-                auth::AuthError::NotFound => GateError::NotFound,
-                auth::AuthError::Method(m) => GateError::MethodNotAllowed(m),
-                auth::AuthError::Store => GateError::StoreUnavailable,
-                auth::AuthError::Ambiguous => GateError::AmbiguousCredential,
-                auth::AuthError::Throttled(after) => GateError::TooManyFailures(after),
-                auth::AuthError::Forbidden(need) => GateError::Forbidden(need),
-            })?;
+    let verifying = Instant::now();
+    let verified =
+        auth::authenticate_with(&route.auth, &route_auth, parts, &config.auth, store, now_ms).await;
+    trace.verify = Some(verifying.elapsed());
+    trace.scheme = match &verified {
+        Ok(p) => Some(p.credential().unwrap_or("public")),
+        Err(auth::AuthError::Rejected(r)) => r.scheme.map(auth::Scheme::name),
+        Err(_) => None,
+    };
+    let principal = verified.map_err(|e| match e {
+        auth::AuthError::Rejected(r) => GateError::Unauthorized(r),
+        auth::AuthError::BadQuery(q) => GateError::BadQuery(q),
+        auth::AuthError::Redirect => GateError::BadRedirect,
+        auth::AuthError::NotFound => GateError::NotFound,
+        auth::AuthError::Method(m) => GateError::MethodNotAllowed(m),
+        auth::AuthError::Store => GateError::StoreUnavailable,
+        auth::AuthError::Ambiguous => GateError::AmbiguousCredential,
+        auth::AuthError::Throttled(after) => GateError::TooManyFailures(after),
+        auth::AuthError::Forbidden(need) => GateError::Forbidden(need),
+    })?;
     // Credentials never travel upstream, whatever the route accepted.
     auth::strip_credentials(parts, &config.auth);
     config.auth.sso.strip(&mut parts.headers);
@@ -341,10 +407,12 @@ async fn forward(
 
     let upstream_deadline = tokio::time::Instant::now() + upstream.response_timeout;
     let request_deadline = tokio::time::Instant::from_std(started) + config.limits.request_timeout;
-    let sent = match upstream
+    let sending = Instant::now();
+    let sent = upstream
         .send(req, upstream_deadline.min(request_deadline))
-        .await
-    {
+        .await;
+    trace.upstream = Some((upstream.name.clone(), sending.elapsed()));
+    let sent = match sent {
         Err(GateError::UpstreamTimeout) if request_deadline < upstream_deadline => {
             Err(GateError::RequestTimeout)
         }

@@ -35,12 +35,20 @@ use tokio::{
     time::Instant,
 };
 
-use crate::{body::ResponseBody, config::Config, error::GateError, proxy::Proxy};
+use crate::{
+    body::ResponseBody,
+    config::Config,
+    error::GateError,
+    metrics::{ConnectionGuard, Metrics},
+    proxy::{Proxy, SharedConfig},
+};
 
 /// A running scopegate: its bound addresses and the handle to stop it.
 pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
+    config: SharedConfig,
+    metrics: Arc<Metrics>,
     stop: watch::Sender<Phase>,
     ready: Arc<AtomicBool>,
     proxy_task: JoinHandle<()>,
@@ -74,17 +82,26 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
     let (stop, stop_rx) = watch::channel(Phase::Serving);
     let ready = Arc::new(AtomicBool::new(true));
+    let metrics = Metrics::new();
+    let shared: SharedConfig = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&config)));
 
     let admin_state = Admin {
         ready: Arc::clone(&ready),
-        config: Arc::clone(&config),
+        config: Arc::clone(&shared),
         store: Arc::clone(&store),
+        metrics: Arc::clone(&metrics),
     };
+    let proxy = Arc::new(Proxy::new(
+        Arc::clone(&shared),
+        store,
+        clock,
+        Arc::clone(&metrics),
+    ));
     let proxy_task = tokio::spawn(accept_loop(
         listener,
         Arc::clone(&config),
-        store,
-        clock,
+        proxy,
+        Arc::clone(&metrics),
         stop_rx.clone(),
     ));
     let admin_task = admin.map(|a| tokio::spawn(admin_loop(a, admin_state, stop_rx)));
@@ -92,6 +109,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
     Ok(Running {
         addr,
         admin_addr,
+        config: shared,
+        metrics,
         stop,
         ready,
         proxy_task,
@@ -100,6 +119,51 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
 }
 
 impl Running {
+    /// Loads `path` and, when it is valid, makes it the configuration of
+    /// every request that starts from now on (requests in flight finish on
+    /// theirs). An invalid file changes nothing; its problems are returned
+    /// and logged. Settings bound at start (listen and admin addresses,
+    /// connection limits and timeouts, the store) keep their values until a
+    /// restart; a change to them is logged as a warning.
+    pub fn reload(&self, path: &std::path::Path) -> Result<(), crate::config::ConfigError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        match Config::load(path) {
+            Ok(new) => {
+                let old = self.config.load();
+                let mut restart = Vec::new();
+                if new.listen != old.listen {
+                    restart.push("listen.address");
+                }
+                if new.admin != old.admin {
+                    restart.push("admin.address");
+                }
+                if new.limits != old.limits {
+                    restart.push("limits");
+                }
+                if format!("{:?}", new.store) != format!("{:?}", old.store) {
+                    restart.push("store");
+                }
+                if !restart.is_empty() {
+                    tracing::warn!(keys = ?restart, "reload: these settings take effect at the next restart");
+                }
+                for w in &new.warnings {
+                    tracing::warn!("{w}");
+                }
+                self.config.store(Arc::new(new));
+                self.metrics.reload(true, now);
+                tracing::info!(config = %path.display(), "configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.reload(false, now);
+                tracing::error!(config = %path.display(), problems = %e, "reload refused; the running configuration stays");
+                Err(e)
+            }
+        }
+    }
+
     /// Stops accepting, lets in-flight requests finish until `deadline`, then
     /// drops what is left. Returns once every listener task has ended.
     pub async fn shutdown(self, deadline: Duration) {
@@ -190,17 +254,18 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// Accepts connections for `proxy`. Connection settings come from the
+/// configuration the listener started with.
 async fn accept_loop(
     listener: TcpListener,
     config: Arc<Config>,
-    store: Arc<Store>,
-    clock: Clock,
+    proxy: Arc<Proxy>,
+    metrics: Arc<Metrics>,
     mut stop: watch::Receiver<Phase>,
 ) {
     let cap = config.limits.max_connections;
     let permits = Arc::new(Semaphore::new(cap));
     let builder = Arc::new(http_builder(&config));
-    let proxy = Arc::new(Proxy::new(Arc::clone(&config), store, clock));
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => p.expect("semaphore is never closed"),
@@ -224,8 +289,10 @@ async fn accept_loop(
             config.limits.idle_timeout,
             config.limits.header_read_timeout,
         );
+        let counted = ConnectionGuard::new(&metrics);
         tokio::spawn(async move {
             serve_connection(stream, peer, &builder, proxy, timeouts, stop).await;
+            drop(counted);
             drop(permit);
         });
     }
@@ -308,8 +375,9 @@ async fn serve_connection(
 /// What the admin listener serves from.
 struct Admin {
     ready: Arc<AtomicBool>,
-    config: Arc<Config>,
+    config: SharedConfig,
     store: Arc<Store>,
+    metrics: Arc<Metrics>,
 }
 
 /// The admin listener: `/healthz` (alive), `/readyz` (accepting traffic) and
@@ -333,6 +401,16 @@ async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiv
                     if req.uri().path() == "/sessions/revoke" {
                         return Ok::<_, Infallible>(revoke(&admin, &req).await);
                     }
+                    if req.uri().path() == "/metrics" {
+                        let mut resp = Response::new(ResponseBody::full(admin.metrics.render()));
+                        resp.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static(
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            ),
+                        );
+                        return Ok::<_, Infallible>(resp);
+                    }
                     Ok::<_, Infallible>(admin_response(req.uri().path(), ready))
                 }
             });
@@ -355,7 +433,8 @@ async fn revoke(admin: &Admin, req: &Request<Incoming>) -> Response<ResponseBody
                 .map(|(_, v)| v.into_owned())
         })
     };
-    let auth = &admin.config.auth;
+    let config = admin.config.load();
+    let auth = &config.auth;
     // SSO sessions are revoked per company, under their own generation.
     let known = match (param("business"), param("company")) {
         (Some(b), None) => auth.sessions.by_id(&b).is_some().then_some(b),

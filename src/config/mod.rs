@@ -94,7 +94,7 @@ pub struct LogSettings {
     pub level: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_header_bytes: usize,
     pub max_headers: usize,

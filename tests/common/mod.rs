@@ -326,6 +326,11 @@ impl Gate {
         format!("http://{}{}", self.addr, path_and_query)
     }
 
+    /// Reloads the configuration from `path` (see `Running::reload`).
+    pub fn reload(&self, path: &std::path::Path) -> Result<(), scopegate::config::ConfigError> {
+        self.running.as_ref().expect("running").reload(path)
+    }
+
     pub async fn shutdown(mut self, deadline: Duration) {
         if let Some(r) = self.running.take() {
             r.shutdown(deadline).await;

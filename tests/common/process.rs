@@ -185,6 +185,12 @@ impl Proc {
     }
 
     /// Sends a signal (`"TERM"`, `"INT"`) to this child with `kill(1)`.
+    /// The configuration file the process was started with.
+    #[allow(dead_code)]
+    pub fn config_path(&self) -> &Path {
+        self._config.path()
+    }
+
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .args([format!("-{sig}"), self.pid().to_string()])

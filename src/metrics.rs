@@ -1,0 +1,209 @@
+//! Prometheus metrics, served by the admin listener at `GET /metrics` in the
+//! OpenMetrics text format. One registry per running scopegate (so tests and
+//! embedders with several instances never mix counts).
+//!
+//! Labels are bounded by the configuration (route names, schemes, upstream
+//! names) or by code (outcomes, error kinds): no client input becomes a label.
+
+use std::sync::{
+    atomic::{AtomicI64, AtomicU64},
+    Arc,
+};
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+        info::Info,
+    },
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The matched route, or `-`.
+    pub route: String,
+    /// The scheme that decided (`signed-search`, ..., `public`), or `-`.
+    pub scheme: String,
+    /// `forwarded`, `answered`, or the error code (`unauthorized`, ...).
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SchemeLabels {
+    pub scheme: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    pub upstream: String,
+    /// `unavailable`, `timeout`, `connect_timeout`, `protocol`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// Every metric scopegate exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub verify_seconds: Family<SchemeLabels, Histogram>,
+    pub upstream_seconds: Family<UpstreamLabels, Histogram>,
+    pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    pub store_errors: Counter,
+    pub open_connections: Gauge<i64, AtomicI64>,
+    pub reloads: Family<ResultLabels, Counter>,
+    /// 1 when the last reload was applied, 0 when it was refused.
+    pub last_reload_ok: Gauge<i64, AtomicI64>,
+    pub last_reload_seconds: Gauge<f64, AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 10 µs .. ~10 s.
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 20))
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("scopegate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by route, deciding scheme and outcome",
+            requests.clone(),
+        );
+        let verify_seconds =
+            Family::<SchemeLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "verify_seconds",
+            "Time to verify a credential, by scheme",
+            verify_seconds.clone(),
+        );
+        let upstream_seconds = Family::<UpstreamLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> _,
+        );
+        registry.register(
+            "upstream_seconds",
+            "Time from sending a request upstream to its response head",
+            upstream_seconds.clone(),
+        );
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream failures by kind",
+            upstream_errors.clone(),
+        );
+        let store_errors = Counter::default();
+        registry.register(
+            "store_errors",
+            "Requests refused because the store did not answer",
+            store_errors.clone(),
+        );
+        let open_connections = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "open_connections",
+            "Client connections open on the public listener",
+            open_connections.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            reloads.clone(),
+        );
+        let last_reload_ok = Gauge::<i64, AtomicI64>::default();
+        last_reload_ok.set(1);
+        registry.register(
+            "config_last_reload_ok",
+            "1 when the last reload was applied (or none was tried), 0 when it was refused",
+            last_reload_ok.clone(),
+        );
+        let last_reload_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "config_last_reload_timestamp_seconds",
+            "Unix time of the last reload attempt",
+            last_reload_seconds.clone(),
+        );
+        registry.register(
+            "build",
+            "The running build",
+            Info::new(vec![(
+                "version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            )]),
+        );
+        Arc::new(Self {
+            registry,
+            requests,
+            verify_seconds,
+            upstream_seconds,
+            upstream_errors,
+            store_errors,
+            open_connections,
+            reloads,
+            last_reload_ok,
+            last_reload_seconds,
+        })
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn request(&self, route: &str, scheme: &str, outcome: &str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.into(),
+                scheme: scheme.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn reload(&self, ok: bool, unix_seconds: f64) {
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "error" }.into(),
+            })
+            .inc();
+        self.last_reload_ok.set(i64::from(ok));
+        self.last_reload_seconds.set(unix_seconds);
+    }
+}
+
+/// Counts a client connection for as long as it lives.
+pub struct ConnectionGuard(Arc<Metrics>);
+
+impl ConnectionGuard {
+    pub fn new(m: &Arc<Metrics>) -> Self {
+        m.open_connections.inc();
+        Self(Arc::clone(m))
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.open_connections.dec();
+    }
+}

@@ -1,0 +1,317 @@
+//! Operations: Prometheus metrics scraped from the admin listener after known
+//! traffic (exact counts), and configuration reloads (in-process and through
+//! the real binary on SIGHUP and on a file change): applied at once, refused
+//! whole when invalid, and never failing a request in flight or under load.
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use common::{process::Proc, *};
+use http::Request;
+use http_body_util::Full;
+
+/// Scrapes `/metrics` and returns its lines.
+async fn scrape(admin: std::net::SocketAddr) -> Vec<String> {
+    let r = get(&format!("http://{admin}/metrics")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.headers["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    String::from_utf8(r.body.to_vec())
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The value of the sample whose line starts with `series` (name and labels).
+fn sample(lines: &[String], series: &str) -> Option<f64> {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+const SSO_ROUTE: &str = r#"
+[[route]]
+name = "widget"
+path = "/widget/*"
+auth = ["sso"]
+upstream = "backend"
+
+[[sso_company]]
+company_id = "37000"
+secure_key = "sk_acme_7f3a9c1e5b2d4f60"
+
+[[upstream]]
+name = "dead"
+url = "http://127.0.0.1:1"
+
+[[route]]
+name = "gone"
+path = "/gone"
+auth = ["public"]
+upstream = "dead"
+"#;
+
+#[tokio::test]
+async fn metrics_count_known_traffic_exactly() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let gate = Gate::public(&up, SSO_ROUTE).await;
+    let admin = gate.admin.unwrap();
+    for _ in 0..3 {
+        assert_eq!(get(&gate.url("/v2/x")).await.status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(get(&gate.url("/widget/x?sso-token=AAAA")).await.status, 401);
+    }
+    assert_eq!(get(&gate.url("/nowhere")).await.status, 404);
+    // An upstream nobody listens on: one upstream error.
+    assert_eq!(get(&gate.url("/gone")).await.status, 502);
+
+    let m = scrape(admin).await;
+    let count = |s: &str| sample(&m, s).unwrap_or_else(|| panic!("{s} missing:\n{}", m.join("\n")));
+    assert_eq!(
+        count(r#"scopegate_requests_total{route="v2",scheme="public",outcome="forwarded"}"#),
+        3.0
+    );
+    assert_eq!(
+        count(r#"scopegate_requests_total{route="widget",scheme="sso",outcome="unauthorized"}"#),
+        2.0
+    );
+    assert_eq!(
+        count(r#"scopegate_requests_total{route="-",scheme="-",outcome="not_found"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(
+            r#"scopegate_requests_total{route="gone",scheme="public",outcome="upstream_unavailable"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(r#"scopegate_upstream_errors_total{upstream="dead",kind="unavailable"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"scopegate_verify_seconds_count{scheme="sso"}"#),
+        2.0
+    );
+    assert_eq!(
+        count(r#"scopegate_verify_seconds_count{scheme="public"}"#),
+        4.0
+    );
+    assert_eq!(
+        count(r#"scopegate_upstream_seconds_count{upstream="backend"}"#),
+        3.0
+    );
+    assert_eq!(
+        count(r#"scopegate_upstream_seconds_count{upstream="dead"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(&format!(
+            r#"scopegate_build_info{{version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    assert_eq!(count("scopegate_config_last_reload_ok"), 1.0);
+    // Every connection above was closed by its client.
+    assert!(count("scopegate_open_connections") <= 1.0);
+    assert_eq!(m.last().map(String::as_str), Some("# EOF"));
+    // No client input becomes a label.
+    assert!(!m
+        .iter()
+        .any(|l| l.contains("AAAA") || l.contains("nowhere")));
+}
+
+fn with_route(up: &Upstream, name: &str, path: &str) -> String {
+    config(
+        up.addr,
+        &format!("{PUBLIC_ROUTES}\n[[route]]\nname = \"{name}\"\npath = \"{path}\"\nauth = [\"public\"]\nupstream = \"backend\"\n"),
+    )
+}
+
+#[tokio::test]
+async fn a_reload_applies_at_once_and_an_invalid_file_changes_nothing() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scopegate.toml");
+    std::fs::write(&path, with_route(&up, "first", "/first")).unwrap();
+    let gate = Gate::start(&std::fs::read_to_string(&path).unwrap()).await;
+    assert_eq!(get(&gate.url("/first")).await.status, 200);
+    assert_eq!(get(&gate.url("/second")).await.status, 404);
+
+    std::fs::write(&path, with_route(&up, "second", "/second")).unwrap();
+    gate.reload(&path).unwrap();
+    assert_eq!(get(&gate.url("/second")).await.status, 200);
+    assert_eq!(get(&gate.url("/first")).await.status, 404);
+    assert_eq!(
+        up.records().last().unwrap().one("x-scope-route").as_deref(),
+        Some("second")
+    );
+
+    // Invalid: refused whole, with the key named; the running one stays.
+    let broken = with_route(&up, "third", "/third")
+        + "\n[[route]]\nname = \"x\"\npath = \"/x\"\nauth = [\"public\"]\nupstream = \"nowhere\"\n";
+    std::fs::write(&path, broken).unwrap();
+    let e = gate.reload(&path).unwrap_err().to_string();
+    assert!(e.contains("route[3].upstream"), "{e}");
+    assert_eq!(get(&gate.url("/second")).await.status, 200);
+    assert_eq!(get(&gate.url("/third")).await.status, 404);
+
+    let m = scrape(gate.admin.unwrap()).await;
+    assert_eq!(
+        sample(&m, r#"scopegate_config_reloads_total{result="ok"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, r#"scopegate_config_reloads_total{result="error"}"#),
+        Some(1.0)
+    );
+    assert_eq!(sample(&m, "scopegate_config_last_reload_ok"), Some(0.0));
+}
+
+#[tokio::test]
+async fn a_request_in_flight_finishes_on_the_configuration_it_started_with() {
+    let up = Upstream::start(Behavior::Delay(Duration::from_millis(600))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scopegate.toml");
+    std::fs::write(&path, with_route(&up, "first", "/first")).unwrap();
+    let gate = Gate::start(&std::fs::read_to_string(&path).unwrap()).await;
+    let url = gate.url("/first");
+    let slow = tokio::spawn(async move { get(&url).await });
+    assert!(up.wait_for_request(Duration::from_secs(2)).await);
+    std::fs::write(&path, with_route(&up, "second", "/second")).unwrap();
+    gate.reload(&path).unwrap();
+    let r = slow.await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        up.records()[0].one("x-scope-route").as_deref(),
+        Some("first")
+    );
+    assert_eq!(get(&gate.url("/first")).await.status, 404);
+}
+
+#[tokio::test]
+async fn reloads_under_load_fail_no_request() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scopegate.toml");
+    // Both versions serve /v2/*; they differ in an extra route.
+    std::fs::write(&path, with_route(&up, "a", "/a")).unwrap();
+    let gate = Gate::start(&std::fs::read_to_string(&path).unwrap()).await;
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let until = Instant::now() + Duration::from_millis(1500);
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (url, ok, failed) = (gate.url("/v2/load"), Arc::clone(&ok), Arc::clone(&failed));
+        workers.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                let r = send(Request::get(&url).body(Full::default()).unwrap()).await;
+                if r.status == 200 { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let mut reloads = 0;
+    while Instant::now() < until {
+        let (name, bad) = if reloads % 3 == 2 {
+            ("c", true)
+        } else if reloads % 2 == 0 {
+            ("b", false)
+        } else {
+            ("a", false)
+        };
+        let mut toml = with_route(&up, name, &format!("/{name}"));
+        if bad {
+            toml.push_str("\n[limits]\nmax_headers = 0\n");
+        }
+        std::fs::write(&path, toml).unwrap();
+        assert_eq!(gate.reload(&path).is_ok(), !bad);
+        reloads += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(reloads >= 20, "{reloads} reloads");
+    assert!(ok > 100, "{ok} requests");
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed during {reloads} reloads",
+        ok + failed
+    );
+}
+
+/// The real binary: SIGHUP and a changed file both reload; an invalid file is
+/// logged with its key and leaves the running configuration.
+#[tokio::test]
+async fn the_binary_reloads_on_sighup_and_on_a_file_change() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let p = Proc::start(&with_route(&up, "first", "/first")).await;
+    let url = |path: &str| format!("http://{}{path}", p.addr);
+    assert_eq!(get(&url("/second")).await.status, 404);
+
+    // A file change, seen by the watcher (every 2 s).
+    std::fs::write(
+        p.config_path(),
+        with_route(&up, "second", "/second")
+            .replace("127.0.0.1:0\"\ndrain", &format!("{}\"\ndrain", p.addr))
+            .replace(
+                "[admin]\naddress = \"127.0.0.1:0\"",
+                &format!("[admin]\naddress = \"{}\"", p.admin),
+            ),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while get(&url("/second")).await.status != 200 {
+        assert!(Instant::now() < deadline, "the change was not picked up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // An invalid file: logged with the key, the running configuration stays.
+    let broken = with_route(&up, "third", "/third") + "\n[[route]]\nname = \"bad\"\npath = \"/bad\"\nauth = [\"public\"]\nupstream = \"nowhere\"\n";
+    std::fs::write(p.config_path(), &broken).unwrap();
+    p.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !p
+        .stderr()
+        .iter()
+        .any(|l| l.contains("reload refused") && l.contains("route[3].upstream"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no refusal logged:\n{}",
+            p.stderr().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get(&url("/second")).await.status, 200);
+    assert_eq!(get(&url("/third")).await.status, 404);
+
+    // SIGHUP with a valid file.
+    std::fs::write(p.config_path(), with_route(&up, "third", "/third")).unwrap();
+    p.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get(&url("/third")).await.status != 200 {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        p.stderr()
+            .iter()
+            .any(|l| l.contains("settings take effect at the next restart")),
+        "changed listen addresses are reported:\n{}",
+        p.stderr().join("\n")
+    );
+}
