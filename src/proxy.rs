@@ -41,6 +41,55 @@ pub struct Trace {
     pub upstream: Option<(Box<str>, std::time::Duration)>,
     /// scopegate answered itself (handshake, apikeyinfo).
     pub answered: bool,
+    /// Who the request proved to be, in the access record's form.
+    pub who: Who,
+}
+
+/// The access record's view of a principal: configuration ids as they are
+/// (app, business), the customer only as a short hash.
+#[derive(Default)]
+pub struct Who {
+    pub app: Option<String>,
+    pub business: Option<String>,
+    /// 12 hex digits of SHA-256 over the subject (`customer.email=...`): it
+    /// correlates one customer's requests without writing who it is. Not
+    /// anonymization: a guessed email can be hashed and compared.
+    pub subject: Option<String>,
+}
+
+impl Who {
+    fn of(p: &auth::Principal) -> Self {
+        use sha2::Digest as _;
+        let hash = |s: &[u8]| crate::store::hex(&sha2::Sha256::digest(s)[..6]);
+        let text = |v: &auth::ScopeValue| {
+            String::from_utf8_lossy(v.header_value().as_bytes()).into_owned()
+        };
+        match p {
+            auth::Principal::Anonymous => Who::default(),
+            auth::Principal::Customer(c) => Who {
+                app: Some(c.app_slug.clone()),
+                business: None,
+                subject: c
+                    .subject
+                    .as_ref()
+                    .map(|s| hash(s.header.header_value().as_bytes())),
+            },
+            auth::Principal::Business { business, .. } => Who {
+                business: Some(text(business)),
+                ..Who::default()
+            },
+            auth::Principal::Sso(c) => Who {
+                app: None,
+                business: Some(text(&c.company)),
+                subject: Some(hash(c.subject.header.header_value().as_bytes())),
+            },
+            auth::Principal::ApiKey(k) => Who {
+                app: Some(text(&k.application)),
+                business: Some(text(&k.business)),
+                subject: None,
+            },
+        }
+    }
 }
 
 /// The configuration in force: swapped whole on reload, while each request
@@ -113,9 +162,15 @@ impl Proxy {
             path = trace.path.as_deref().unwrap_or("-"),
             route = trace.route.as_deref().unwrap_or("-"),
             status = resp.status().as_u16(),
+            scheme = trace.scheme.unwrap_or("-"),
             outcome,
             cause = cause.as_deref().unwrap_or("-"),
+            app = trace.who.app.as_deref().unwrap_or("-"),
+            business = trace.who.business.as_deref().unwrap_or("-"),
+            subject = trace.who.subject.as_deref().unwrap_or("-"),
             upstream_status = trace.upstream_status.unwrap_or(0),
+            verify_micros = trace.verify.map_or(0, |d| d.as_micros() as u64),
+            upstream_micros = trace.upstream.as_ref().map_or(0, |(_, d)| d.as_micros() as u64),
             micros = started.elapsed().as_micros() as u64,
         );
         self.record(&trace, outcome);
@@ -258,6 +313,9 @@ pub async fn prepare(
     let verified =
         auth::authenticate_with(&route.auth, &route_auth, parts, &config.auth, store, now_ms).await;
     trace.verify = Some(verifying.elapsed());
+    if let Ok(p) = &verified {
+        trace.who = Who::of(p);
+    }
     trace.scheme = match &verified {
         Ok(p) => Some(p.credential().unwrap_or("public")),
         Err(auth::AuthError::Rejected(r)) => r.scheme.map(auth::Scheme::name),
