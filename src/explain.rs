@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use crate::{
     clock::Clock,
     config::Config,
+    error::GateError,
     proxy::{prepare, Decision, Trace},
     store::Store,
 };
@@ -116,7 +117,7 @@ pub async fn explain(
         .unwrap_or_default();
     let _ = writeln!(out, "route       {route}{auth}");
     let verdict = match decision {
-        Err(e) => {
+        Err(ref e) => {
             let _ = writeln!(
                 out,
                 "decision    refused: {} {}{}",
@@ -124,6 +125,9 @@ pub async fn explain(
                 e.code(),
                 e.cause().map(|c| format!(" ({c})")).unwrap_or_default()
             );
+            if let Some(why) = why_refused(config, &e, trace.path.as_deref()) {
+                let _ = writeln!(out, "why         {why}");
+            }
             let _ = writeln!(out, "upstream    not contacted");
             Verdict::Refused
         }
@@ -182,6 +186,38 @@ pub async fn explain(
         }
     };
     Ok((out, verdict))
+}
+
+/// Why routing refused a request, in an operator's words.
+fn why_refused(config: &Config, e: &GateError, path: Option<&str>) -> Option<String> {
+    match e {
+        GateError::MethodNotAllowed(allowed) => {
+            let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+            Some(format!(
+                "the path matches, the method does not (allowed: {})",
+                names.join(", ")
+            ))
+        }
+        GateError::NotFound => {
+            let path = path?;
+            let hosts: Vec<String> = config
+                .routes
+                .routes()
+                .iter()
+                .filter(|r| r.pattern.matches(path).is_some())
+                .map(|r| format!("{} (host {})", r.name, r.host.as_deref().unwrap_or("*")))
+                .collect();
+            Some(if hosts.is_empty() {
+                format!("no route's path matches {path}")
+            } else {
+                format!(
+                    "routes match the path but not the host: {}",
+                    hosts.join(", ")
+                )
+            })
+        }
+        _ => None,
+    }
 }
 
 fn list<'a>(items: impl Iterator<Item = &'a String>) -> String {
