@@ -1066,6 +1066,16 @@ fn explain_shows_the_decision_for_each_scheme_without_the_upstream() {
         out.contains("route       (none)") && out.contains("404 not_found"),
         "{out}"
     );
+    assert!(
+        out.contains("why         no route's path matches /admin"),
+        "{out}"
+    );
+    let (code, out, _) = explain("DELETE", &format!("{gate}/v2/health"), &[]);
+    assert_eq!(code, Some(3));
+    assert!(
+        out.contains("why         the path matches, the method does not (allowed: GET, HEAD)"),
+        "{out}"
+    );
     let (code, _, err) = explain("GET", "/v2/health", &["no colon"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("invalid header"), "{err}");
