@@ -220,15 +220,9 @@ fn explain(
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(false) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(scopegate::explain::explain(
         &config, method, url, headers, peer,
@@ -567,15 +561,9 @@ fn run(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(true) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let drain = config.drain_timeout;
@@ -591,6 +579,19 @@ fn run(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
         running.shutdown(drain).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
+    })
+}
+
+/// A tokio runtime: every core for `run`, one thread for one-shot commands.
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the runtime: {e}");
+        ExitCode::from(1)
     })
 }
 

@@ -338,17 +338,21 @@ fn session_try(config: &Config, now: u64) -> Option<SessionTry> {
     let query = scopegate::auth::session::handshake_query(b, &ts);
     // A booking of the demo backend, if a session route serves it.
     let path = "/v2/bookings/b-1001";
-    let route_path = match config.routes.lookup(None, &Method::GET, path) {
-        Lookup::Found(route, _) if matches!(&route.auth, AuthPolicy::AnyOf(s) if s.contains(&scopegate::auth::Scheme::Session)) => {
-            Some(path.to_string())
-        }
-        _ => None,
-    };
+    let route_path = served_by(config, path, scopegate::auth::Scheme::Session)
+        .then(|| path.to_string());
     Some(SessionTry {
         business: b.id.clone(),
         handshake: format!("{}?{query}", sessions.path),
         route_path,
     })
+}
+
+/// Whether a GET of `path` reaches a route that accepts `scheme`.
+fn served_by(config: &Config, path: &str, scheme: scopegate::auth::Scheme) -> bool {
+    matches!(
+        config.routes.lookup(None, &Method::GET, path),
+        Lookup::Found(route, _) if matches!(&route.auth, AuthPolicy::AnyOf(s) if s.contains(&scheme))
+    )
 }
 
 fn print_session(s: &SessionTry, gate: SocketAddr, admin: Option<SocketAddr>) {
@@ -389,11 +393,7 @@ fn sso_try(config: &Config, now: u64) -> Option<SsoTry> {
     use scopegate::auth::sso;
     let c = config.auth.sso.companies.first()?;
     let path = "/v2/me/bookings";
-    let served = matches!(
-        config.routes.lookup(None, &Method::GET, path),
-        Lookup::Found(route, _) if matches!(&route.auth, AuthPolicy::AnyOf(s) if s.contains(&scopegate::auth::Scheme::Sso))
-    );
-    if !served {
+    if !served_by(config, path, scopegate::auth::Scheme::Sso) {
         return None;
     }
     let expires = chrono::DateTime::from_timestamp(now as i64 + 3600, 0)?

@@ -185,7 +185,13 @@ pub fn new_token() -> String {
 }
 
 fn well_formed(token: &str) -> bool {
-    token.strip_prefix(TOKEN_PREFIX).is_some_and(|h| {
+    prefixed_hex128(token, TOKEN_PREFIX)
+}
+
+/// Whether `token` is `prefix` and 128 bits as 32 lowercase hex digits, the
+/// shape of every session token scopegate issues.
+pub(crate) fn prefixed_hex128(token: &str, prefix: &str) -> bool {
+    token.strip_prefix(prefix).is_some_and(|h| {
         h.len() == 32
             && h.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))

@@ -547,11 +547,7 @@ fn customer_of(company: &Company, c: &StoredCustomer) -> Result<SsoCustomer, &'s
 }
 
 fn well_formed(token: &str) -> bool {
-    token.strip_prefix(SESSION_PREFIX).is_some_and(|h| {
-        h.len() == 32
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    super::session::prefixed_hex128(token, SESSION_PREFIX)
 }
 
 fn session_key(token: &str) -> store::Key {
