@@ -171,7 +171,11 @@ pub async fn explain(
             names.dedup();
             for n in names {
                 for v in p.headers.get_all(n) {
-                    let shown = if *n == http::header::AUTHORIZATION || Some(n) == secret.as_ref() {
+                    // Configured credentials are marked sensitive.
+                    let shown = if *n == http::header::AUTHORIZATION
+                        || Some(n) == secret.as_ref()
+                        || v.is_sensitive()
+                    {
                         "<redacted>".to_string()
                     } else {
                         String::from_utf8_lossy(v.as_bytes()).into_owned()

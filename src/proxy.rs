@@ -306,7 +306,7 @@ pub async fn prepare(
         action_path: params.get("id").zip(params.get("action")),
         client: Some(policy.client_ip(&parts.headers, peer.ip())),
         require: route.require,
-        form_body: is_form(&parts.headers),
+        form_body: has_body && is_form(&parts.headers),
     };
     let now_ms = clock.now_ms();
     let verifying = Instant::now();
@@ -582,13 +582,23 @@ fn strip_session_authorization(headers: &mut HeaderMap, principal: &auth::Princi
     }
 }
 
-/// Whether a request body is a form (urlencoded or multipart), which some
-/// backends read a `_method` override from.
+/// Whether a request body may be read as a form (which some backends read a
+/// `_method` override from): urlencoded or multipart, and also a body with no
+/// or an empty `Content-Type` (Rack reads that as a form).
 fn is_form(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONTENT_TYPE).iter().any(|v| {
-        let v = String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase();
-        v.contains("application/x-www-form-urlencoded") || v.contains("multipart/")
-    })
+    let types: Vec<String> = headers
+        .get_all(header::CONTENT_TYPE)
+        .iter()
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .collect();
+    types.iter().all(String::is_empty)
+        || types
+            .iter()
+            .any(|v| v.contains("application/x-www-form-urlencoded") || v.contains("multipart/"))
 }
 
 /// Limits the HTTP parser does not enforce at the configured values.

@@ -741,12 +741,53 @@ async fn override_headers_are_stripped_and_the_real_method_is_checked() {
         &s.gate,
         "POST",
         &format!("/v2/bookings/b1?{}", creds(READ, APP1_SECRET)),
-        &[("X-HTTP-Method-Override", "GET")],
+        &[("content-type", "application/json")],
         "{}",
     )
     .await;
     assert_forbidden(&r, "bookings:rw");
     assert_eq!(s.up.count(), 1);
+}
+
+/// From the review: with the override headers taken out of
+/// `proxy.strip_headers`, they are refused on API key requests rather than
+/// forwarded; a body without a type is a form to Rack, so it needs every right.
+#[tokio::test]
+async fn override_headers_are_refused_when_not_stripped_and_untyped_bodies_are_forms() {
+    let s = setup("[proxy]\nstrip_headers = [\"X-Debug-User\"]\n").await;
+    let target = format!("/v2/bookings/b1?{}", creds(RW, APP1_SECRET));
+    for h in [
+        "X-HTTP-Method-Override",
+        "x_http_method",
+        "X-Method-Override",
+    ] {
+        let r = call(
+            &s.gate,
+            "POST",
+            &target,
+            &[(h, "DELETE"), ("content-type", "application/json")],
+            "{}",
+        )
+        .await;
+        assert_eq!(r.status, 400, "{h}: {r:?}");
+        assert_eq!(r.error_code(), "bad_query");
+    }
+    // No Content-Type (or an empty one): Rack reads `_method` from the body.
+    for headers in [vec![], vec![("content-type", "")]] {
+        let r = call(&s.gate, "POST", &target, &headers, "_method=DELETE").await;
+        assert_forbidden(&r, "bookings:rwd");
+    }
+    // `_method` cut at NUL by PHP.
+    let r = call(
+        &s.gate,
+        "POST",
+        &format!("{target}&_method%00=DELETE"),
+        &[("content-type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(s.up.count(), 0);
 }
 
 #[tokio::test]
@@ -865,7 +906,9 @@ async fn a_form_body_needs_every_right_on_a_by_method_route() {
     assert_eq!(&rec.body[..], b"_method=DELETE");
     assert_eq!(rec.one("x-scope-reach").as_deref(), Some("all"));
 
-    // A fixed requirement is what it says, form or not.
+    // A fixed requirement is no exception (a POST route beside a DELETE
+    // route of the same path): a form needs every right there too, and
+    // payments have no delete right, so a payment form is refused.
     let target = format!("/v2/payments/p1?{}", creds(PAY_RW, APP1_SECRET));
     let r = call(
         &s.gate,
@@ -875,8 +918,8 @@ async fn a_form_body_needs_every_right_on_a_by_method_route() {
         "amount=10",
     )
     .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(s.up.count(), 3);
+    assert_forbidden(&r, "payments:rwd");
+    assert_eq!(s.up.count(), 2);
 }
 
 // ---------------------------------------------------------------------------

@@ -1080,3 +1080,41 @@ fn explain_shows_the_decision_for_each_scheme_without_the_upstream() {
     assert_eq!(code, Some(2));
     assert!(err.contains("invalid header"), "{err}");
 }
+
+/// From the review: credentials scopegate adds toward the upstream (here an
+/// app's `upstream_credential` header) are shown as `<redacted>`.
+#[tokio::test]
+async fn explain_never_prints_a_configured_credential() {
+    let config = scopegate::Config::from_toml(
+        r#"
+[[upstream]]
+name = "backend"
+url = "http://127.0.0.1:9"
+[[app]]
+slug = "demo-app"
+key = [{ key = "app-signing-key-0123456789abcdef0123456789" }]
+upstream_credential = { type = "header", name = "X-Legacy-Key", value = "LEGACY-SECRET-42" }
+[[route]]
+name = "bookings-list"
+path = "/v2/bookings"
+auth = ["signed-search"]
+upstream = "backend"
+upstream_credential = "app"
+"#,
+    )
+    .unwrap();
+    let now = unix_now();
+    let mut claims = serde_json::Map::new();
+    claims.insert("customer.email".into(), "ada@example.com".into());
+    claims.insert("iat".into(), now.into());
+    let token = config.auth.apps.mint("demo-app", claims, now).unwrap();
+    let url = format!(
+        "http://127.0.0.1:8080/v2/bookings?search=customer.email%3Aada%40example.com&signed_search={token}"
+    );
+    let (text, _) =
+        scopegate::explain::explain(&config, "GET", &url, &[], "127.0.0.1".parse().unwrap())
+            .await
+            .unwrap();
+    assert!(text.contains("x-legacy-key: <redacted>"), "{text}");
+    assert!(!text.contains("LEGACY-SECRET-42"), "{text}");
+}

@@ -233,7 +233,20 @@ impl ApiKeys {
         };
         let (key, app) = self.check(&api_key, &secret_key)?;
         // A method override could make the backend do more than the method
-        // scopegate checked: refused outright.
+        // scopegate checked: refused outright, in the query and in headers
+        // (an operator may have taken them out of `proxy.strip_headers`).
+        const OVERRIDE_HEADERS: [&str; 3] = [
+            "x-http-method-override",
+            "x-http-method",
+            "x-method-override",
+        ];
+        let header_override = parts.headers.keys().any(|k| {
+            let canon = k.as_str().replace('_', "-");
+            OVERRIDE_HEADERS.contains(&canon.as_str())
+        });
+        if header_override {
+            return Err(AuthError::BadQuery(q::QueryError::MethodOverride));
+        }
         if let Some(query) = parts.uri.query() {
             let overrides = q::params(query).iter().any(|p| {
                 // Each `;` piece too: some backends split parameters there.
@@ -251,7 +264,9 @@ impl ApiKeys {
             return Err(reject("route has no requirement"));
         };
         let mut need = requirement.need(&parts.method);
-        if form_body && matches!(requirement, Requirement::ByMethod(_)) {
+        // A form body could carry `_method=DELETE`: it needs every right,
+        // on fixed routes too (a POST route beside a DELETE route).
+        if form_body {
             need.rights = Rights::Rwd;
         }
         let reach = match need.reach_in(&key.expanded) {
@@ -332,6 +347,8 @@ impl ApiKeys {
 /// number of leading underscores, leading spaces dropped and `.`/` ` read as
 /// `_` (PHP), cut at `[` (`_method[]`).
 fn is_method_override(name: &str) -> bool {
+    // PHP cuts a name at NUL.
+    let name = name.split('\0').next().unwrap_or("");
     let base = name.trim_start().split('[').next().unwrap_or("");
     let mapped: String = base
         .chars()
@@ -367,6 +384,7 @@ mod tests {
             " _method",
             "_method[]",
             "._method",
+            "_method\0x",
         ] {
             assert!(is_method_override(n), "{n}");
         }
