@@ -125,7 +125,7 @@ pub async fn explain(
                 e.code(),
                 e.cause().map(|c| format!(" ({c})")).unwrap_or_default()
             );
-            if let Some(why) = why_refused(config, &e, trace.path.as_deref()) {
+            if let Some(why) = why_refused(config, e, trace.path.as_deref()) {
                 let _ = writeln!(out, "why         {why}");
             }
             let _ = writeln!(out, "upstream    not contacted");

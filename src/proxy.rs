@@ -363,7 +363,10 @@ pub async fn prepare(
         &mut headers,
         peer.ip(),
         trusted,
-        "http",
+        parts
+            .extensions
+            .get::<crate::server::ClientScheme>()
+            .map_or("http", |s| s.0),
         host.as_ref().map(Authority::as_str),
     );
     policy.write_scope(&mut headers, &principal, route.scope_value.header_value());

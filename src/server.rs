@@ -1,5 +1,7 @@
-//! Listeners: accepting within the connection cap, HTTP/1.1 and HTTP/2 (h2c by
-//! prior knowledge) per connection, timeouts, and graceful shutdown.
+//! Listeners: accepting within the connection cap, TLS termination when
+//! `[listen.tls]` is set (ALPN `h2` / `http/1.1`), HTTP/1.1 and HTTP/2 (h2c by
+//! prior knowledge on a plain listener) per connection, timeouts, and
+//! graceful shutdown.
 //!
 //! Invariants:
 //! - a connection holds one permit of the cap from accept to close, so at most
@@ -8,7 +10,10 @@
 //!   header-read timeout also bounds a keep-alive wait for the next request);
 //! - a connection with no request in flight for `idle_timeout` is closed;
 //! - on shutdown the listener closes first, then every connection finishes its
-//!   in-flight requests until the drain deadline.
+//!   in-flight requests until the drain deadline;
+//! - a TLS handshake is bounded by the header-read timeout and holds a permit;
+//!   the certificate is re-read on reload and when its files change, and an
+//!   unusable new one never replaces the served one.
 
 use std::{
     convert::Infallible,
@@ -34,6 +39,7 @@ use tokio::{
     task::JoinHandle,
     time::Instant,
 };
+use tokio_rustls::TlsAcceptor;
 
 use crate::{
     body::ResponseBody,
@@ -41,7 +47,16 @@ use crate::{
     error::GateError,
     metrics::{ConnectionGuard, Metrics},
     proxy::{Proxy, SharedConfig},
+    tls::{CertResolver, Polled},
 };
+
+/// The scheme the client connected with: `"https"` on a TLS listener, else
+/// `"http"`. The listener puts it in every request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientScheme(pub &'static str);
+
+/// How often the certificate and key files are checked for changes.
+const CERT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A running scopegate: its bound addresses and the handle to stop it.
 pub struct Running {
@@ -53,6 +68,9 @@ pub struct Running {
     ready: Arc<AtomicBool>,
     proxy_task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
+    /// The listener's certificate, when it speaks TLS.
+    certs: Option<Arc<CertResolver>>,
+    cert_task: Option<JoinHandle<()>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +102,14 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
     let ready = Arc::new(AtomicBool::new(true));
     let metrics = Metrics::new();
     let shared: SharedConfig = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&config)));
+    let certs = config.tls.as_ref().map(CertResolver::new);
+    let acceptor =
+        config.tls.as_ref().zip(certs.as_ref()).map(|(t, r)| {
+            TlsAcceptor::from(crate::tls::server_config(Arc::clone(r), t.min_version))
+        });
+    let cert_task = certs
+        .as_ref()
+        .map(|r| tokio::spawn(watch_certificate(Arc::clone(r), stop_rx.clone())));
 
     let admin_state = Admin {
         ready: Arc::clone(&ready),
@@ -99,13 +125,14 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
     ));
     let proxy_task = tokio::spawn(accept_loop(
         listener,
+        acceptor,
         Arc::clone(&config),
         proxy,
         Arc::clone(&metrics),
         stop_rx.clone(),
     ));
     let admin_task = admin.map(|a| tokio::spawn(admin_loop(a, admin_state, stop_rx)));
-    tracing::info!(%addr, admin = ?admin_addr, routes = config.routes.routes().len(), "scopegate listening");
+    tracing::info!(%addr, admin = ?admin_addr, tls = config.tls.is_some(), routes = config.routes.routes().len(), "scopegate listening");
     Ok(Running {
         addr,
         admin_addr,
@@ -115,7 +142,35 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
         ready,
         proxy_task,
         admin_task,
+        certs,
+        cert_task,
     })
+}
+
+/// Re-reads the certificate and key when their content changes, until shutdown.
+async fn watch_certificate(certs: Arc<CertResolver>, mut stop: watch::Receiver<Phase>) {
+    let mut tick = tokio::time::interval(CERT_WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let r = Arc::clone(&certs);
+        // File reads and parsing stay off the request threads.
+        match tokio::task::spawn_blocking(move || r.poll()).await {
+            Ok(Polled::Unchanged) | Err(_) => {}
+            Ok(Polled::Reloaded) => {
+                tracing::info!(
+                    "TLS certificate files changed: new handshakes present the new certificate"
+                )
+            }
+            Ok(Polled::Refused(e)) => {
+                tracing::error!(problem = %e, "TLS certificate files changed but cannot be used; the served certificate stays")
+            }
+        }
+    }
 }
 
 impl Running {
@@ -123,8 +178,10 @@ impl Running {
     /// every request that starts from now on (requests in flight finish on
     /// theirs). An invalid file changes nothing; its problems are returned
     /// and logged. Settings bound at start (listen and admin addresses,
-    /// connection limits and timeouts, the store) keep their values until a
-    /// restart; a change to them is logged as a warning.
+    /// connection limits and timeouts, the store, whether the listener speaks
+    /// TLS and its minimum version) keep their values until a restart; a
+    /// change to them is logged as a warning. The listener's certificate and
+    /// key, read and checked by the load, are served from now on.
     pub fn reload(&self, path: &std::path::Path) -> Result<(), crate::config::ConfigError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -145,11 +202,19 @@ impl Running {
                 if format!("{:?}", new.store) != format!("{:?}", old.store) {
                     restart.push("store");
                 }
+                let min = |c: &Config| c.tls.as_ref().map(|t| t.min_version);
+                if min(&new) != min(&old) {
+                    restart.push("listen.tls");
+                }
                 if !restart.is_empty() {
                     tracing::warn!(keys = ?restart, "reload: these settings take effect at the next restart");
                 }
                 for w in &new.warnings {
                     tracing::warn!("{w}");
+                }
+                if let (Some(certs), Some(tls)) = (&self.certs, &new.tls) {
+                    // Read and checked by the load above.
+                    certs.replace(tls);
                 }
                 self.config.store(Arc::new(new));
                 self.metrics.reload(true, now);
@@ -179,6 +244,9 @@ impl Running {
         // The admin listener answers `/readyz` with 503 until the very end.
         let _ = self.stop.send(Phase::Halt);
         if let Some(t) = self.admin_task {
+            let _ = t.await;
+        }
+        if let Some(t) = self.cert_task {
             let _ = t.await;
         }
     }
@@ -234,6 +302,33 @@ impl Drop for InFlight {
     }
 }
 
+/// Connection builders: by detection (plain listener, or TLS without ALPN),
+/// and one per protocol a TLS client negotiated with ALPN.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(config: &Config) -> Self {
+        let auto = http_builder(config);
+        Self {
+            http1: auto.clone().http1_only(),
+            http2: auto.clone().http2_only(),
+            auto,
+        }
+    }
+
+    fn for_alpn(&self, protocol: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
+        match protocol {
+            Some(b"h2") => &self.http2,
+            Some(b"http/1.1") => &self.http1,
+            _ => &self.auto,
+        }
+    }
+}
+
 fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let l = &config.limits;
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -258,6 +353,7 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 /// configuration the listener started with.
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     config: Arc<Config>,
     proxy: Arc<Proxy>,
     metrics: Arc<Metrics>,
@@ -265,7 +361,7 @@ async fn accept_loop(
 ) {
     let cap = config.limits.max_connections;
     let permits = Arc::new(Semaphore::new(cap));
-    let builder = Arc::new(http_builder(&config));
+    let builders = Arc::new(Builders::new(&config));
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => p.expect("semaphore is never closed"),
@@ -284,14 +380,30 @@ async fn accept_loop(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let (builder, proxy, stop) = (Arc::clone(&builder), Arc::clone(&proxy), stop.clone());
+        let (builders, proxy, stop) = (Arc::clone(&builders), Arc::clone(&proxy), stop.clone());
         let timeouts = (
             config.limits.idle_timeout,
             config.limits.header_read_timeout,
         );
         let counted = ConnectionGuard::new(&metrics);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, &builder, proxy, timeouts, stop).await;
+            match tls {
+                None => {
+                    let b = &builders.auto;
+                    serve_connection(stream, peer, b, proxy, timeouts, stop, ClientScheme("http"))
+                        .await
+                }
+                Some(acceptor) => {
+                    if let Some(stream) =
+                        handshake(&acceptor, stream, peer, timeouts.1, &stop).await
+                    {
+                        let b = builders.for_alpn(stream.get_ref().1.alpn_protocol());
+                        let https = ClientScheme("https");
+                        serve_connection(stream, peer, b, proxy, timeouts, stop, https).await
+                    }
+                }
+            }
             drop(counted);
             drop(permit);
         });
@@ -311,14 +423,43 @@ async fn wait_for(stop: &mut watch::Receiver<Phase>, phase: Phase) {
     let _ = stop.wait_for(|p| *p == phase).await;
 }
 
-async fn serve_connection(
+/// The TLS handshake of a new connection, within the header-read timeout;
+/// abandoned when shutdown begins (no request is in flight yet).
+async fn handshake(
+    acceptor: &TlsAcceptor,
     stream: TcpStream,
+    peer: SocketAddr,
+    limit: Duration,
+    stop: &watch::Receiver<Phase>,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut stop = stop.clone();
+    tokio::select! {
+        r = tokio::time::timeout(limit, acceptor.accept(stream)) => match r {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                None
+            }
+        },
+        _ = stop.wait_for(|p| *p != Phase::Serving) => None,
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     builder: &auto::Builder<TokioExecutor>,
     proxy: Arc<Proxy>,
     (idle, header_read): (Duration, Duration),
     mut stop: watch::Receiver<Phase>,
-) {
+    scheme: ClientScheme,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity {
         in_flight: AtomicUsize::new(0),
         last: AtomicU64::new(0),
@@ -326,9 +467,10 @@ async fn serve_connection(
         epoch: Instant::now(),
     });
     let act = Arc::clone(&activity);
-    let service = service_fn(move |req: Request<Incoming>| {
+    let service = service_fn(move |mut req: Request<Incoming>| {
         let proxy = Arc::clone(&proxy);
         let guard = InFlight::begin(&act);
+        req.extensions_mut().insert(scheme);
         async move {
             let mut resp = proxy.handle(req, peer).await;
             resp.body_mut().on_done(Box::new(move || drop(guard)));

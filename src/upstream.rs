@@ -1,17 +1,31 @@
-//! Upstreams: a pooled HTTP client per backend, the credential scopegate injects
-//! toward it, and the mapping of transport failures to statuses.
+//! Upstreams: a pooled HTTP/1.1 client per backend (plain, or TLS for an
+//! `https` URL), the credential scopegate injects toward it, and the mapping
+//! of transport failures to statuses.
+//!
+//! `connect_timeout` bounds the TCP connect and the TLS handshake together.
+//! A failed handshake (an untrusted certificate, a refused client
+//! certificate) is a connect failure: 502 `upstream_unavailable`.
 //!
 //! Requests are never retried: hyper-util's retry of requests on a pooled
 //! connection that closed is turned off, so a non-idempotent request reaches the
 //! backend at most once.
 
-use std::{error::Error as StdError, io, time::Duration};
+use std::{
+    error::Error as StdError,
+    future::Future,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use http::{uri::Authority, HeaderName, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
-    rt::{TokioExecutor, TokioTimer},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
 };
 
 use crate::{
@@ -22,6 +36,8 @@ use crate::{
 /// One configured backend.
 pub struct Upstream {
     pub name: Box<str>,
+    /// `https` (TLS) or `http`.
+    https: bool,
     authority: Authority,
     host: HeaderValue,
     /// Path prefix of the base URL, without trailing `/` (may be empty).
@@ -29,13 +45,14 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     credential: Option<(HeaderName, HeaderValue)>,
-    client: Client<HttpConnector, RequestBody>,
+    client: Client<Connector, RequestBody>,
 }
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
             .field("name", &self.name)
+            .field("https", &self.https)
             .field("authority", &self.authority)
             .field("base_path", &self.base_path)
             .field("credential", &self.credential.as_ref().map(|(n, _)| n))
@@ -48,8 +65,11 @@ impl std::fmt::Display for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<12} http://{}{}",
-            self.name, self.authority, self.base_path
+            "{:<12} {}://{}{}",
+            self.name,
+            self.scheme(),
+            self.authority,
+            self.base_path
         )?;
         if let Some((name, _)) = &self.credential {
             write!(f, " (adds {name})")?;
@@ -64,6 +84,8 @@ impl std::fmt::Display for Upstream {
 
 pub struct UpstreamSettings {
     pub name: String,
+    /// The TLS client configuration of an `https` upstream; `None`: `http`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub authority: Authority,
     pub base_path: String,
     pub connect_timeout: Duration,
@@ -76,10 +98,22 @@ pub struct UpstreamSettings {
 
 impl Upstream {
     pub fn new(s: UpstreamSettings) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(s.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(s.connect_timeout));
+        http.set_nodelay(true);
+        // The TLS connector checks the scheme: `https` only when TLS is configured.
+        http.enforce_http(false);
+        let https = s.tls.is_some();
+        let resolver = Arc::new(hyper_rustls::DefaultServerNameResolver::default());
+        let connector = Connector {
+            inner: match s.tls {
+                Some(tls) => HttpsConnector::new(http, tls, true, resolver),
+                None => {
+                    HttpsConnector::new(http, crate::tls::unused_client_config(), false, resolver)
+                }
+            },
+            timeout: s.connect_timeout,
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
@@ -92,6 +126,7 @@ impl Upstream {
             .expect("an Authority is always a valid header value");
         Self {
             name: s.name.into(),
+            https,
             authority: s.authority,
             host,
             base_path: s.base_path.into(),
@@ -115,11 +150,20 @@ impl Upstream {
             pq.push_str(q);
         }
         Uri::builder()
-            .scheme("http")
+            .scheme(self.scheme())
             .authority(self.authority.clone())
             .path_and_query(pq)
             .build()
             .map_err(|_| GateError::BadPath(crate::path::PathError::BadEscape))
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     pub fn host_header(&self) -> &HeaderValue {
@@ -140,9 +184,71 @@ impl Upstream {
         match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Err(_) => Err(GateError::UpstreamTimeout),
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(classify(&e)),
+            Ok(Err(e)) => {
+                if let Some(tls) = tls_error(&e) {
+                    tracing::warn!(upstream = %self.name, error = %tls, "TLS handshake with the upstream failed");
+                }
+                Err(classify(&e))
+            }
         }
     }
+}
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// The connector of one upstream: TCP (and TLS for `https`), the whole of it
+/// bounded by `connect_timeout`.
+#[derive(Clone)]
+struct Connector {
+    /// `https` only, for an `https` upstream; else plain `http` only (the
+    /// unused TLS configuration trusts nothing).
+    inner: HttpsConnector<HttpConnector>,
+    timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let connecting = self.inner.call(dst);
+        let limit = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connect and TLS handshake timed out",
+                )
+                .into()),
+            }
+        })
+    }
+}
+
+/// The TLS error behind a client error, if there is one. `io::Error` hides
+/// its payload from `source()`, so payloads are opened explicitly.
+fn tls_error(e: &hyper_util::client::legacy::Error) -> Option<&rustls::Error> {
+    fn within<'a>(mut source: Option<&'a (dyn StdError + 'static)>) -> Option<&'a rustls::Error> {
+        while let Some(s) = source {
+            if let Some(t) = s.downcast_ref::<rustls::Error>() {
+                return Some(t);
+            }
+            if let Some(inner) = s.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+                if let Some(t) = within(Some(inner as &(dyn StdError + 'static))) {
+                    return Some(t);
+                }
+            }
+            source = s.source();
+        }
+        None
+    }
+    within(e.source())
 }
 
 /// Maps a client error to the status the client sees, by fault.
@@ -166,7 +272,23 @@ fn classify(e: &hyper_util::client::legacy::Error) -> GateError {
         }
         source = s.source();
     }
-    if e.is_connect() {
+    // TLS 1.3 ends the client's handshake before the server has checked the
+    // client certificate: its refusal arrives as an alert on the first read.
+    let refused_identity = matches!(
+        tls_error(e),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired
+                | rustls::AlertDescription::BadCertificate
+                | rustls::AlertDescription::UnsupportedCertificate
+                | rustls::AlertDescription::CertificateRevoked
+                | rustls::AlertDescription::CertificateExpired
+                | rustls::AlertDescription::CertificateUnknown
+                | rustls::AlertDescription::UnknownCA
+                | rustls::AlertDescription::AccessDenied
+                | rustls::AlertDescription::HandshakeFailure
+        ))
+    );
+    if e.is_connect() || refused_identity {
         GateError::UpstreamUnavailable
     } else {
         GateError::UpstreamProtocol

@@ -338,8 +338,8 @@ fn session_try(config: &Config, now: u64) -> Option<SessionTry> {
     let query = scopegate::auth::session::handshake_query(b, &ts);
     // A booking of the demo backend, if a session route serves it.
     let path = "/v2/bookings/b-1001";
-    let route_path = served_by(config, path, scopegate::auth::Scheme::Session)
-        .then(|| path.to_string());
+    let route_path =
+        served_by(config, path, scopegate::auth::Scheme::Session).then(|| path.to_string());
     Some(SessionTry {
         business: b.id.clone(),
         handshake: format!("{}?{query}", sessions.path),

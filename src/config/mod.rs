@@ -30,6 +30,7 @@ mod api_key;
 pub mod raw;
 mod sso;
 mod timekit;
+mod tls;
 pub mod units;
 
 use raw::{RawConfig, RawUpstreamCredential};
@@ -110,6 +111,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// `[listen.tls]`: the public listener speaks only TLS.
+    pub tls: Option<crate::tls::ListenTls>,
     pub drain_timeout: Duration,
     pub admin: Option<SocketAddr>,
     pub log: LogSettings,
@@ -375,6 +378,7 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
     };
 
     let listen = c.addr("listen.address", &raw.listen.address);
+    let listen_tls = tls::compile_listen(&mut c, raw.listen.tls.as_ref());
     let admin = raw
         .admin
         .as_ref()
@@ -463,6 +467,7 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
     };
     Ok(Config {
         listen,
+        tls: listen_tls,
         drain_timeout: raw.listen.drain_timeout.0,
         admin,
         log: LogSettings {
@@ -718,9 +723,13 @@ fn compile_upstreams(c: &mut Checker, raw: &[raw::RawUpstream]) -> Vec<Upstream>
             .credential
             .as_ref()
             .and_then(|cred| compile_credential(c, &format!("{path}.credential"), cred, None));
-        if let Some((authority, base_path)) = parsed {
+        let client_tls = parsed
+            .as_ref()
+            .and_then(|(https, ..)| tls::compile_upstream(c, &path, u, *https));
+        if let Some((_, authority, base_path)) = parsed {
             out.push(Upstream::new(UpstreamSettings {
                 name: u.name.clone(),
+                tls: client_tls,
                 authority,
                 base_path,
                 connect_timeout: c.nonzero(&format!("{path}.connect_timeout"), u.connect_timeout.0),
@@ -800,7 +809,12 @@ fn compile_credential(
     }
 }
 
-fn compile_upstream_url(c: &mut Checker, path: &str, url: &str) -> Option<(Authority, String)> {
+/// Whether the URL is `https`, its authority and its base path.
+fn compile_upstream_url(
+    c: &mut Checker,
+    path: &str,
+    url: &str,
+) -> Option<(bool, Authority, String)> {
     let uri: Uri = match url.parse() {
         Ok(u) => u,
         Err(_) => {
@@ -808,20 +822,17 @@ fn compile_upstream_url(c: &mut Checker, path: &str, url: &str) -> Option<(Autho
             return None;
         }
     };
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
             c.err(
                 path,
-                "https upstreams are not supported by this version yet; use http",
+                format!("URL {url:?} must start with http:// or https://"),
             );
             return None;
         }
-        _ => {
-            c.err(path, format!("URL {url:?} must start with http://"));
-            return None;
-        }
-    }
+    };
     let Some(authority) = uri.authority().cloned() else {
         c.err(path, format!("URL {url:?} has no host"));
         return None;
@@ -838,7 +849,7 @@ fn compile_upstream_url(c: &mut Checker, path: &str, url: &str) -> Option<(Autho
         return None;
     }
     let base = uri.path().trim_end_matches('/').to_string();
-    Some((authority, base))
+    Some((https, authority, base))
 }
 
 fn compile_routes(

@@ -407,6 +407,8 @@ pub struct RawListen {
     pub address: String,
     /// How long in-flight requests may run after SIGTERM before they are cut.
     pub drain_timeout: HumanDuration,
+    /// When present, the public listener speaks only TLS.
+    pub tls: Option<RawListenTls>,
 }
 
 impl Default for RawListen {
@@ -414,8 +416,21 @@ impl Default for RawListen {
         Self {
             address: "127.0.0.1:8080".into(),
             drain_timeout: HumanDuration::secs(30),
+            tls: None,
         }
     }
+}
+
+/// TLS termination on the public listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenTls {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, RSA or SEC1 EC).
+    pub key_file: PathBuf,
+    /// `"1.2"` (default) or `"1.3"`.
+    pub min_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -515,6 +530,12 @@ pub struct RawUpstream {
     #[serde(default = "defaults::pool_max_idle")]
     pub pool_max_idle_per_host: usize,
     pub credential: Option<RawUpstreamCredential>,
+    /// `https` upstreams: trust only this CA (PEM) instead of the Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+    /// `https` upstreams: the client certificate chain (PEM) for mTLS.
+    pub client_cert_file: Option<PathBuf>,
+    /// `https` upstreams: its private key (PEM).
+    pub client_key_file: Option<PathBuf>,
 }
 
 /// Inline secrets: a string, and an error that never shows the value (serde's
