@@ -598,23 +598,33 @@ fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
 /// How often the configuration file is checked for changes.
 const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The configuration file's content hash (`None`: unreadable).
-fn fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
+/// The content hash of the configuration file and of the secret files it
+/// names (`None`: the configuration file is unreadable).
+fn fingerprint(path: &std::path::Path, files: &[std::path::PathBuf]) -> Option<[u8; 32]> {
     use sha2::Digest as _;
-    std::fs::read(path)
-        .ok()
-        .map(|b| sha2::Sha256::digest(b).into())
+    let mut h = sha2::Sha256::new();
+    h.update(std::fs::read(path).ok()?);
+    for f in files {
+        // A missing file hashes as empty: its return is a change too.
+        h.update(f.as_os_str().as_encoded_bytes());
+        h.update(std::fs::read(f).unwrap_or_default());
+    }
+    Some(h.finalize().into())
 }
 
 /// Serves until SIGTERM or SIGINT, reloading the configuration on SIGHUP and
-/// whenever the file's content changes (checked every two seconds; a
-/// Kubernetes ConfigMap update swaps the file in place).
+/// whenever the content of the file, or of a secret file it names, changes
+/// (checked every two seconds; a Kubernetes ConfigMap or Secret update swaps
+/// files in place). A change is applied once two checks in a row see the
+/// same content, so a file caught mid-write is not loaded.
 async fn serve_until_stopped(running: &scopegate::Running, path: &std::path::Path) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
     let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
-    let mut last = fingerprint(path);
+    let current = || fingerprint(path, &running.config_files());
+    let mut last = current();
+    let mut pending = None;
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -623,15 +633,22 @@ async fn serve_until_stopped(running: &scopegate::Running, path: &std::path::Pat
             _ = int.recv() => return,
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration");
-                last = fingerprint(path);
                 let _ = running.reload(path);
+                last = current();
+                pending = None;
             }
             _ = tick.tick() => {
-                let now = fingerprint(path);
-                if now.is_some() && now != last {
-                    tracing::info!("configuration file changed: reloading");
-                    last = now;
+                let now = current();
+                if now.is_none() || now == last {
+                    pending = None;
+                } else if now == pending {
+                    tracing::info!("configuration changed: reloading");
                     let _ = running.reload(path);
+                    // Hashed again: a reload may name other secret files.
+                    last = current();
+                    pending = None;
+                } else {
+                    pending = now;
                 }
             }
         }

@@ -174,6 +174,12 @@ async fn watch_certificate(certs: Arc<CertResolver>, mut stop: watch::Receiver<P
 }
 
 impl Running {
+    /// The files the running configuration was built from besides the
+    /// configuration file itself (secret files), for the reload watcher.
+    pub fn config_files(&self) -> Vec<std::path::PathBuf> {
+        self.config.load().files.clone()
+    }
+
     /// Loads `path` and, when it is valid, makes it the configuration of
     /// every request that starts from now on (requests in flight finish on
     /// theirs). An invalid file changes nothing; its problems are returned

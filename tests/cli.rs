@@ -1118,3 +1118,17 @@ upstream_credential = "app"
     assert!(text.contains("x-legacy-key: <redacted>"), "{text}");
     assert!(!text.contains("LEGACY-SECRET-42"), "{text}");
 }
+
+/// From the review: a syntax error's message names the position and the
+/// reason, never the line itself (it may hold an inline secret).
+#[test]
+fn a_syntax_error_does_not_quote_the_line() {
+    let out = check("[[application]]\nid = \"app-1\"\nsecret_key = \"sk-live-TOPSECRET-0123\n");
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("TOML parse error at line 3"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("TOPSECRET"), "{}", out.stderr);
+}

@@ -316,3 +316,51 @@ async fn the_binary_reloads_on_sighup_and_on_a_file_change() {
         p.stderr().join("\n")
     );
 }
+
+/// From the review: a rotated secret file (`*_file`) is a configuration
+/// change: the watcher reloads it, and the old secret stops working.
+#[tokio::test]
+async fn a_rotated_secret_file_takes_effect_without_a_signal() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("frontdesk.secret");
+    std::fs::write(&secret_file, "sk-old-leaked-secret\n").unwrap();
+    let key = "FULL0KEY0BOOKINGS0RWD0ALL000003";
+    let p = Proc::start(&config(
+        up.addr,
+        &format!(
+            r#"
+[[application]]
+id = "app-1"
+secret_key_file = "{}"
+[[api_key]]
+key = "{key}"
+application = "app-1"
+business = "acct-1"
+permissions = ["bookings_rwd_all"]
+[[route]]
+name = "bookings"
+path = "/v2/bookings/*"
+auth = ["api-key"]
+upstream = "backend"
+require = "bookings"
+"#,
+            secret_file.display()
+        ),
+    ))
+    .await;
+    let url = |s: &str| {
+        format!(
+            "http://{}/v2/bookings/b1?apiKey={key}&secretKey={s}",
+            p.addr
+        )
+    };
+    assert_eq!(get(&url("sk-old-leaked-secret")).await.status, 200);
+    std::fs::write(&secret_file, "sk-new-secret\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&url("sk-old-leaked-secret")).await.status != 401 {
+        assert!(Instant::now() < deadline, "the old secret still works");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(get(&url("sk-new-secret")).await.status, 200);
+}

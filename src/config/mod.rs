@@ -124,6 +124,9 @@ pub struct Config {
     pub store: crate::store::StoreSettings,
     /// Accepted but discouraged settings (inline secrets, an empty route table).
     pub warnings: Vec<String>,
+    /// Secret files the configuration read (`*_file`): a change to one is a
+    /// change to the configuration, for the reload watcher.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 impl Config {
@@ -257,6 +260,24 @@ fn figment_problems(err: figment::Error, base: &str) -> ConfigError {
                         expected.join(", ")
                     )
                 }
+                // A syntax error's message quotes the offending line, which
+                // may hold an inline secret: keep the position and the reason.
+                figment::error::Kind::Message(m) if m.contains('|') => {
+                    let lines: Vec<&str> = m.lines().collect();
+                    let position = lines.first().copied().unwrap_or("syntax error");
+                    let reason = lines
+                        .iter()
+                        .rev()
+                        .find(|l| !l.trim().is_empty() && !l.contains('|'))
+                        .copied()
+                        .filter(|r| *r != position)
+                        .unwrap_or("");
+                    if reason.is_empty() {
+                        position.to_string()
+                    } else {
+                        format!("{position}: {reason}")
+                    }
+                }
                 kind => kind.to_string(),
             };
             Problem { path, message }
@@ -271,6 +292,7 @@ struct Checker {
     base: Option<std::path::PathBuf>,
     problems: Vec<Problem>,
     warnings: Vec<String>,
+    files: Vec<std::path::PathBuf>,
 }
 
 impl Checker {
@@ -342,6 +364,7 @@ impl Checker {
                     Some(b) if p.is_relative() => b.join(p),
                     _ => p.clone(),
                 };
+                self.files.push(resolved.clone());
                 SecretSource::File(&resolved)
             }
             (None, None, None) => {
@@ -481,6 +504,7 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         auth,
         store,
         warnings: c.warnings,
+        files: c.files,
     })
 }
 
