@@ -50,6 +50,14 @@ pub struct UpstreamErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    /// `claim_once`, `release`, `session_put`, `session_touch`, ...
+    pub op: String,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     /// `ok` or `error`.
     pub result: String,
@@ -63,6 +71,7 @@ pub struct Metrics {
     pub upstream_seconds: Family<UpstreamLabels, Histogram>,
     pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
     pub store_errors: Counter,
+    pub store_operations: Family<StoreLabels, Counter>,
     pub open_connections: Gauge<i64, AtomicI64>,
     pub reloads: Family<ResultLabels, Counter>,
     /// 1 when the last reload was applied, 0 when it was refused.
@@ -117,6 +126,12 @@ impl Metrics {
             "Requests refused because the store did not answer",
             store_errors.clone(),
         );
+        let store_operations = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "store_operations",
+            "Store operations (single-use marks, sessions, revocations) by result",
+            store_operations.clone(),
+        );
         let open_connections = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "open_connections",
@@ -157,6 +172,7 @@ impl Metrics {
             upstream_seconds,
             upstream_errors,
             store_errors,
+            store_operations,
             open_connections,
             reloads,
             last_reload_ok,
@@ -177,6 +193,15 @@ impl Metrics {
                 route: route.into(),
                 scheme: scheme.into(),
                 outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn store_operation(&self, op: &str, ok: bool) {
+        self.store_operations
+            .get_or_create(&StoreLabels {
+                op: op.into(),
+                result: if ok { "ok" } else { "error" }.into(),
             })
             .inc();
     }

@@ -101,6 +101,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
     let (stop, stop_rx) = watch::channel(Phase::Serving);
     let ready = Arc::new(AtomicBool::new(true));
     let metrics = Metrics::new();
+    store.observe(Arc::clone(&metrics));
     let shared: SharedConfig = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&config)));
     let certs = config.tls.as_ref().map(CertResolver::new);
     let acceptor =

@@ -185,6 +185,8 @@ enum Backend {
 /// The store, shared by every connection of a process.
 pub struct Store {
     backend: Backend,
+    /// Counts operations by result, once a running scopegate attaches them.
+    metrics: std::sync::OnceLock<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -226,9 +228,72 @@ fn ended(r: &SessionRecord, now_ms: u64) -> bool {
 }
 
 impl Store {
+    /// Attaches the metrics of a running scopegate (once).
+    pub fn observe(&self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    fn count<T>(&self, op: &'static str, r: &Result<T, StoreError>) {
+        if let Some(m) = self.metrics.get() {
+            m.store_operation(op, r.is_ok());
+        }
+    }
+
+    /// Records `key` for `ttl`. `Ok(true)` when this call recorded it,
+    /// `Ok(false)` when a live mark already existed (a replay). Concurrent
+    /// claims of one key: exactly one gets `true`.
+    pub async fn claim_once(&self, key: Key, ttl: Duration) -> Result<bool, StoreError> {
+        let r = self.claim_once_op(key, ttl).await;
+        self.count("claim_once", &r);
+        r
+    }
+
+    /// Stores a new session.
+    pub async fn session_put(&self, key: &Key, rec: &SessionRecord) -> Result<(), StoreError> {
+        let r = self.session_put_op(key, rec).await;
+        self.count("session_put", &r);
+        r
+    }
+
+    /// Reads a session and records this use at `now_ms` (sliding its idle
+    /// expiry), atomically with deciding whether it has ended; see
+    /// `session_touch_op`.
+    pub async fn session_touch(&self, key: &Key, now_ms: u64) -> Result<Option<Found>, StoreError> {
+        let r = self.session_touch_op(key, now_ms).await;
+        self.count("session_touch", &r);
+        r
+    }
+
+    /// Ends a session; `true` when there was one.
+    pub async fn session_delete(&self, key: &Key) -> Result<bool, StoreError> {
+        let r = self.session_delete_op(key).await;
+        self.count("session_delete", &r);
+        r
+    }
+
+    /// The business's current revocation generation.
+    pub async fn generation(&self, business: &str) -> Result<u64, StoreError> {
+        let r = self.generation_op(business).await;
+        self.count("generation", &r);
+        r
+    }
+
+    /// Revokes every session of a business (a new generation).
+    pub async fn revoke_business(&self, business: &str) -> Result<u64, StoreError> {
+        let r = self.revoke_business_op(business).await;
+        self.count("revoke_business", &r);
+        r
+    }
+
+    /// Forgets a mark (the action it guarded did not happen). Best effort.
+    pub async fn release(&self, key: &Key) {
+        self.release_op(key).await;
+        self.count::<()>("release", &Ok(()));
+    }
     /// The embedded store.
     pub fn memory(max_marks: u64, max_sessions: u64) -> Self {
         Self {
+            metrics: std::sync::OnceLock::new(),
             backend: Backend::Memory(Memory {
                 marks: Cache::builder().expire_after(PerEntry).build(),
                 max_marks,
@@ -268,6 +333,7 @@ impl Store {
                 let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
                     .map_err(|e| format!("cannot set up the Redis connection: {:?}", e.kind()))?;
                 Ok(Self {
+                    metrics: std::sync::OnceLock::new(),
                     backend: Backend::Redis(Redis {
                         conn,
                         prefix: key_prefix.clone(),
@@ -281,7 +347,7 @@ impl Store {
     /// Records `key` for `ttl`. `Ok(true)` when this call recorded it,
     /// `Ok(false)` when a live mark already existed (a replay). Concurrent
     /// claims of one key: exactly one gets `true`.
-    pub async fn claim_once(&self, key: Key, ttl: Duration) -> Result<bool, StoreError> {
+    async fn claim_once_op(&self, key: Key, ttl: Duration) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Memory(m) => {
                 if m.marks.contains_key(&key) {
@@ -323,7 +389,7 @@ impl Store {
     }
 
     /// Forgets a mark (the action it guarded did not happen). Best effort.
-    pub async fn release(&self, key: &Key) {
+    async fn release_op(&self, key: &Key) {
         match &self.backend {
             Backend::Memory(m) => m.marks.invalidate(key),
             Backend::Redis(r) => {
@@ -333,7 +399,7 @@ impl Store {
     }
 
     /// Stores a new session.
-    pub async fn session_put(&self, key: &Key, rec: &SessionRecord) -> Result<(), StoreError> {
+    async fn session_put_op(&self, key: &Key, rec: &SessionRecord) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Memory(m) => {
                 m.sessions.insert(*key, rec.clone());
@@ -376,7 +442,7 @@ impl Store {
     /// of an idle-expired session cannot slide it back to life. `None`:
     /// unknown, collected, or ended (then deleted). The caller checks the
     /// rest (revocation generation, key, business) on the returned record.
-    pub async fn session_touch(&self, key: &Key, now_ms: u64) -> Result<Option<Found>, StoreError> {
+    async fn session_touch_op(&self, key: &Key, now_ms: u64) -> Result<Option<Found>, StoreError> {
         match &self.backend {
             Backend::Memory(m) => {
                 let mut before = None;
@@ -452,7 +518,7 @@ impl Store {
     }
 
     /// Ends a session; `true` when there was one.
-    pub async fn session_delete(&self, key: &Key) -> Result<bool, StoreError> {
+    async fn session_delete_op(&self, key: &Key) -> Result<bool, StoreError> {
         match &self.backend {
             // Through the same per-key lock as `session_touch`, so a use in
             // flight cannot write the session back after it is removed.
@@ -472,7 +538,7 @@ impl Store {
     }
 
     /// The business's current revocation generation.
-    pub async fn generation(&self, business: &str) -> Result<u64, StoreError> {
+    async fn generation_op(&self, business: &str) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Memory(m) => Ok(m.generation(business)),
             Backend::Redis(r) => {
@@ -483,7 +549,7 @@ impl Store {
     }
 
     /// Revokes every session of a business issued so far.
-    pub async fn revoke_business(&self, business: &str) -> Result<u64, StoreError> {
+    async fn revoke_business_op(&self, business: &str) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Memory(m) => {
                 let mut g = m

@@ -50,6 +50,9 @@ upstream = "backend"
 company_id = "37000"
 secure_key = "sk_acme_7f3a9c1e5b2d4f60"
 
+[sso.session]
+handout = "header"
+
 [[upstream]]
 name = "dead"
 url = "http://127.0.0.1:1"
@@ -73,6 +76,16 @@ async fn metrics_count_known_traffic_exactly() {
         assert_eq!(get(&gate.url("/widget/x?sso-token=AAAA")).await.status, 401);
     }
     assert_eq!(get(&gate.url("/nowhere")).await.status, 404);
+    // A valid SSO token opens a session: store operations.
+    let expires = chrono::DateTime::from_timestamp(unix_now() as i64 + 600, 0)
+        .unwrap()
+        .to_rfc3339();
+    let payload = serde_json::json!({"first_name": "A", "last_name": "B",
+        "email": "a@example.com", "expires": expires});
+    let keys = scopegate::auth::sso::Keys::derive(b"sk_acme_7f3a9c1e5b2d4f60", "37000");
+    let token = scopegate::auth::sso::mint_v2(payload.to_string().as_bytes(), &keys.v2);
+    let r = get(&gate.url(&format!("/widget/x?sso-token={token}"))).await;
+    assert_eq!(r.status, 200);
     // An upstream nobody listens on: one upstream error.
     assert_eq!(get(&gate.url("/gone")).await.status, 502);
 
@@ -102,7 +115,19 @@ async fn metrics_count_known_traffic_exactly() {
     );
     assert_eq!(
         count(r#"scopegate_verify_seconds_count{scheme="sso"}"#),
-        2.0
+        3.0
+    );
+    assert_eq!(
+        count(r#"scopegate_store_operations_total{op="generation",result="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"scopegate_store_operations_total{op="session_put",result="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"scopegate_requests_total{route="widget",scheme="sso",outcome="forwarded"}"#),
+        1.0
     );
     assert_eq!(
         count(r#"scopegate_verify_seconds_count{scheme="public"}"#),
@@ -110,7 +135,7 @@ async fn metrics_count_known_traffic_exactly() {
     );
     assert_eq!(
         count(r#"scopegate_upstream_seconds_count{upstream="backend"}"#),
-        3.0
+        4.0
     );
     assert_eq!(
         count(r#"scopegate_upstream_seconds_count{upstream="dead"}"#),
