@@ -26,6 +26,8 @@ pub enum GateError {
     AlreadyUsed,
     /// A valid credential that does not grant what the route needs (the need).
     Forbidden(String),
+    /// A browser page whose origin may not call this route (CORS).
+    OriginNotAllowed,
     /// The credential is given in more than one place.
     AmbiguousCredential,
     /// The client failed to authenticate too often; it may retry after this long.
@@ -50,7 +52,7 @@ impl GateError {
                 StatusCode::BAD_REQUEST
             }
             AlreadyUsed => StatusCode::CONFLICT,
-            Forbidden(_) => StatusCode::FORBIDDEN,
+            Forbidden(_) | OriginNotAllowed => StatusCode::FORBIDDEN,
             TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
             StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             UriTooLong => StatusCode::URI_TOO_LONG,
@@ -84,6 +86,7 @@ impl GateError {
             AlreadyUsed => "link_already_used",
             AmbiguousCredential => "ambiguous_credential",
             Forbidden(_) => "permission_denied",
+            OriginNotAllowed => "origin_not_allowed",
             TooManyFailures(_) => "too_many_failures",
             StoreUnavailable => "store_unavailable",
             RequestTimeout => "request_timeout",
@@ -110,6 +113,7 @@ impl GateError {
             AlreadyUsed => "this link has already been used",
             AmbiguousCredential => "the credential is given more than once",
             Forbidden(_) => "the credential does not grant what this route needs",
+            OriginNotAllowed => "this origin may not call this route",
             TooManyFailures(_) => "too many failed attempts; retry later",
             StoreUnavailable => "the service is temporarily unavailable",
             RequestTimeout => "the request took too long",

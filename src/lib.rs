@@ -12,6 +12,7 @@ pub mod auth;
 pub mod body;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod explain;
 pub mod limit;

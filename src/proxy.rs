@@ -43,6 +43,13 @@ pub struct Trace {
     pub answered: bool,
     /// Who the request proved to be, in the access record's form.
     pub who: Who,
+    /// A cross-origin request's origin and its route's CORS: the response
+    /// may be read by that page.
+    pub cors: Option<(HeaderValue, crate::cors::RouteCors)>,
+    /// The route has CORS: every response varies by `Origin`.
+    pub vary_origin: bool,
+    /// The `Origin` of a cross-origin request, for the access record.
+    pub origin: Option<String>,
 }
 
 /// The access record's view of a principal: configuration ids as they are
@@ -153,6 +160,11 @@ impl Proxy {
             config.headers.request_id_header().clone(),
             request_id.clone(),
         );
+        if let Some((origin, cors)) = &trace.cors {
+            cors.allow(resp.headers_mut(), origin);
+        } else if trace.vary_origin {
+            crate::cors::vary_origin(resp.headers_mut());
+        }
 
         tracing::info!(
             target: "scopegate::access",
@@ -165,6 +177,7 @@ impl Proxy {
             scheme = trace.scheme.unwrap_or("-"),
             outcome,
             cause = cause.as_deref().unwrap_or("-"),
+            origin = ?trace.origin.as_deref().unwrap_or("-"),
             app = trace.who.app.as_deref().unwrap_or("-"),
             business = trace.who.business.as_deref().unwrap_or("-"),
             subject = trace.who.subject.as_deref().unwrap_or("-"),
@@ -282,15 +295,63 @@ pub async fn prepare(
     }
 
     let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
+    let scheme = parts
+        .extensions
+        .get::<crate::server::ClientScheme>()
+        .map_or("http", |s| s.0);
+    // A browser page of another origin (the gate's own origin needs no CORS).
+    let cross_origin = crate::cors::origin(&parts.headers)
+        .filter(|o| {
+            host.as_ref().is_none_or(|h| {
+                o.as_bytes() != format!("{scheme}://{}", h.as_str().to_ascii_lowercase()).as_bytes()
+            })
+        })
+        .cloned();
+    // A preflight asks for the route of the method it announces.
+    let preflight = match (&cross_origin, parts.method == http::Method::OPTIONS) {
+        (Some(_), true) => parts
+            .headers
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok()),
+        _ => None,
+    };
+    let lookup_method = preflight.as_ref().unwrap_or(&parts.method);
     let (route, params) = match config
         .routes
-        .lookup(hostname.as_deref(), &parts.method, &path)
+        .lookup(hostname.as_deref(), lookup_method, &path)
     {
         Lookup::Found(route, params) => (route, params),
+        Lookup::MethodNotAllowed(_) if preflight.is_some() => {
+            return Err(GateError::OriginNotAllowed);
+        }
         Lookup::MethodNotAllowed(allowed) => return Err(GateError::MethodNotAllowed(allowed)),
         Lookup::NotFound => return Err(GateError::NotFound),
     };
     trace.route = Some(route.name.clone());
+    trace.vary_origin = route.cors.is_some();
+    if let Some(origin) = &cross_origin {
+        trace.origin = Some(String::from_utf8_lossy(origin.as_bytes()).into_owned());
+        let Some(cors) = route.cors.as_ref() else {
+            return Err(GateError::OriginNotAllowed);
+        };
+        let text = origin.to_str().unwrap_or("");
+        if !may_call(config, route, cors, text) {
+            return Err(GateError::OriginNotAllowed);
+        }
+        if let Some(method) = &preflight {
+            let asked = parts
+                .headers
+                .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            if !cors.methods.contains(method) || !cors.headers_allowed(asked) {
+                return Err(GateError::OriginNotAllowed);
+            }
+            trace.answered = true;
+            return Ok(Decision::Answer(cors.preflight(origin)));
+        }
+        trace.cors = Some((origin.clone(), cors.clone()));
+    }
 
     let policy = &config.headers;
     let trusted = policy.is_trusted(peer.ip());
@@ -313,14 +374,21 @@ pub async fn prepare(
     let verified =
         auth::authenticate_with(&route.auth, &route_auth, parts, &config.auth, store, now_ms).await;
     trace.verify = Some(verifying.elapsed());
-    if let Ok(p) = &verified {
-        trace.who = Who::of(p);
-    }
     trace.scheme = match &verified {
         Ok(p) => Some(p.credential().unwrap_or("public")),
         Err(auth::AuthError::Rejected(r)) => r.scheme.map(auth::Scheme::name),
         Err(_) => None,
     };
+    if let Ok(p) = &verified {
+        trace.who = Who::of(p);
+        // The page's origin must be one the credential's own app allows.
+        if let Some((origin, cors)) = &trace.cors {
+            if !credential_allows(config, p, cors, origin.to_str().unwrap_or("")) {
+                trace.cors = None;
+                return Err(GateError::OriginNotAllowed);
+            }
+        }
+    }
     let principal = verified.map_err(|e| match e {
         auth::AuthError::Rejected(r) => GateError::Unauthorized(r),
         auth::AuthError::BadQuery(q) => GateError::BadQuery(q),
@@ -582,6 +650,69 @@ fn strip_session_authorization(headers: &mut HeaderMap, principal: &auth::Princi
         if !carries(&v) {
             headers.append(header::AUTHORIZATION, v);
         }
+    }
+}
+
+/// Whether `origin` may call `route` at all: allowed for an app or company
+/// the route accepts, or by the route itself.
+fn may_call(
+    config: &Config,
+    route: &crate::routes::Route,
+    cors: &crate::cors::RouteCors,
+    origin: &str,
+) -> bool {
+    use crate::cors::allowed;
+    if allowed(&cors.origins, origin) {
+        return true;
+    }
+    let auth::AuthPolicy::AnyOf(schemes) = &route.auth else {
+        return false;
+    };
+    let timekit = schemes
+        .iter()
+        .any(|s| matches!(s, auth::Scheme::SignedSearch | auth::Scheme::ActionLink));
+    let apps_ok = timekit
+        && config.auth.apps.0.iter().any(|(slug, app)| {
+            route.apps.as_ref().is_none_or(|a| a.contains(slug))
+                && allowed(&app.cors_origins, origin)
+        });
+    let companies_ok = schemes.contains(&auth::Scheme::Sso)
+        && config
+            .auth
+            .sso
+            .companies
+            .iter()
+            .any(|c| allowed(&c.cors_origins, origin));
+    apps_ok || companies_ok
+}
+
+/// Whether the credential that was proven allows `origin`: its app's or
+/// company's origins; the route's for credentials that name neither.
+fn credential_allows(
+    config: &Config,
+    p: &auth::Principal,
+    cors: &crate::cors::RouteCors,
+    origin: &str,
+) -> bool {
+    use crate::cors::allowed;
+    match p {
+        auth::Principal::Customer(c) => config
+            .auth
+            .apps
+            .0
+            .get(&c.app_slug)
+            .is_some_and(|a| allowed(&a.cors_origins, origin)),
+        auth::Principal::Sso(c) => {
+            let id = c.company.header_value().to_str().unwrap_or("");
+            config
+                .auth
+                .sso
+                .company(id)
+                .is_some_and(|co| allowed(&co.cors_origins, origin))
+        }
+        auth::Principal::Anonymous
+        | auth::Principal::Business { .. }
+        | auth::Principal::ApiKey(_) => allowed(&cors.origins, origin),
     }
 }
 

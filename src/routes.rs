@@ -210,6 +210,8 @@ pub struct Route {
     pub app_credential: bool,
     /// What an API key must grant (api-key routes).
     pub require: Option<crate::auth::api_key::Requirement>,
+    /// Cross-origin calls from browsers; `None`: no CORS.
+    pub cors: Option<crate::cors::RouteCors>,
 }
 
 impl Route {
@@ -410,6 +412,7 @@ mod tests {
             apps: None,
             app_credential: false,
             require: None,
+            cors: None,
         }
     }
 

@@ -14,6 +14,8 @@ pub struct App {
     /// What to send upstream for this app on routes with
     /// `upstream_credential = "app"` (the legacy API's own app credential).
     pub upstream_credential: Option<(HeaderName, HeaderValue)>,
+    /// Origins whose pages may call with this app's tokens.
+    pub cors_origins: Vec<crate::cors::OriginPattern>,
 }
 
 /// Apps by slug (ordered, so trying every app is deterministic).

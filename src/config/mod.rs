@@ -876,6 +876,60 @@ fn compile_upstream_url(
     Some((https, authority, base))
 }
 
+/// CORS origins (`scheme://host[:port]`, or `https://*.example.com`).
+fn cors_origins(c: &mut Checker, path: &str, list: &[String]) -> Vec<crate::cors::OriginPattern> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            crate::cors::OriginPattern::parse(o)
+                .map_err(|e| c.err(format!("{path}[{i}]"), e))
+                .ok()
+        })
+        .collect()
+}
+
+/// A route's `[route.cors]`; `methods` defaults to the route's own.
+fn route_cors(
+    c: &mut Checker,
+    path: &str,
+    raw: &raw::RawCors,
+    route_methods: &[Method],
+) -> crate::cors::RouteCors {
+    let methods = match &raw.methods {
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| c.method(&format!("{path}.methods[{i}]"), m))
+            .collect(),
+        None if route_methods.is_empty() => vec![Method::GET, Method::HEAD, Method::POST],
+        None => route_methods.to_vec(),
+    };
+    let headers = raw
+        .headers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            c.header_name(&format!("{path}.headers[{i}]"), &h.to_ascii_lowercase())
+        })
+        .collect();
+    let expose: Vec<String> = raw
+        .expose
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| c.header_name(&format!("{path}.expose[{i}]"), h))
+        .map(|h| h.as_str().to_string())
+        .collect();
+    crate::cors::RouteCors {
+        methods,
+        headers,
+        expose: (!expose.is_empty())
+            .then(|| HeaderValue::from_str(&expose.join(", ")).ok())
+            .flatten(),
+        max_age: raw.max_age.0,
+        origins: cors_origins(c, &format!("{path}.origins"), &raw.origins),
+    }
+}
+
 fn compile_routes(
     c: &mut Checker,
     raw: &[raw::RawRoute],
@@ -960,6 +1014,10 @@ fn compile_routes(
             }
             (None, false) => None,
         };
+        let cors = r
+            .cors
+            .as_ref()
+            .map(|raw| route_cors(c, &format!("{path}.cors"), raw, &methods));
         if c.problems.len() != before {
             ok = false;
             continue;
@@ -983,6 +1041,7 @@ fn compile_routes(
             apps: r.apps.clone(),
             app_credential: r.upstream_credential.as_deref() == Some("app"),
             require,
+            cors,
         });
     }
     if !ok {

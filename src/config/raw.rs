@@ -206,6 +206,9 @@ pub struct RawSsoCompany {
     /// Also send `X-Scope-Customer-First-Name` and `-Last-Name`.
     #[serde(default)]
     pub forward_names: bool,
+    /// Origins whose pages may call with this company's tokens (CORS).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -310,6 +313,9 @@ pub struct RawApp {
     pub revoked_jti: Vec<String>,
     /// Sent upstream for this app on routes with `upstream_credential = "app"`.
     pub upstream_credential: Option<RawUpstreamCredential>,
+    /// Origins whose pages may call with this app's tokens (CORS).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -631,6 +637,9 @@ mod defaults {
     pub fn action_methods() -> Vec<String> {
         vec!["GET".into()]
     }
+    pub fn cors_max_age() -> HumanDuration {
+        HumanDuration::secs(600)
+    }
     pub fn identity() -> String {
         "email".into()
     }
@@ -698,4 +707,25 @@ pub struct RawRoute {
     /// API key routes: what the key must grant, `bookings` (rights by
     /// method) or `bookings:rw`.
     pub require: Option<String>,
+    /// Cross-origin calls from browsers; none without it.
+    pub cors: Option<RawCors>,
+}
+
+/// A route's CORS settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    /// Methods a page may use (default: the route's, or GET, HEAD and POST).
+    pub methods: Option<Vec<String>>,
+    /// Request headers a page may send besides the safelisted ones.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Response headers a page may read besides the safelisted ones.
+    #[serde(default)]
+    pub expose: Vec<String>,
+    #[serde(default = "defaults::cors_max_age")]
+    pub max_age: HumanDuration,
+    /// Origins for credentials that name no app or company.
+    #[serde(default)]
+    pub origins: Vec<String>,
 }

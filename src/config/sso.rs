@@ -212,6 +212,7 @@ fn company(
         },
         accept_legacy: r.accept_legacy,
         forward_names: r.forward_names,
+        cors_origins: super::cors_origins(c, &format!("{path}.cors_origins"), &r.cors_origins),
     })
 }
 

@@ -70,6 +70,11 @@ pub(super) fn compile_apps(c: &mut Checker, raw: &[raw::RawApp]) -> crate::auth:
                 revoked_before,
                 revoked_jti: a.revoked_jti.iter().cloned().collect(),
                 upstream_credential,
+                cors_origins: super::cors_origins(
+                    c,
+                    &format!("{path}.cors_origins"),
+                    &a.cors_origins,
+                ),
             },
         );
     }

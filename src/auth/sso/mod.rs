@@ -78,6 +78,8 @@ pub struct Company {
     pub accept_legacy: bool,
     /// Also send `X-Scope-Customer-First-Name` / `-Last-Name`.
     pub forward_names: bool,
+    /// Origins whose pages may call with this company's tokens.
+    pub cors_origins: Vec<crate::cors::OriginPattern>,
 }
 
 /// How an SSO session reaches the widget.
@@ -677,6 +679,7 @@ mod tests {
                 },
                 accept_legacy,
                 forward_names: false,
+                cors_origins: Vec::new(),
             }],
             session: Some(SessionSettings {
                 handout: Handout::Cookie {
