@@ -28,6 +28,8 @@ pub enum GateError {
     Forbidden(String),
     /// A browser page whose origin may not call this route (CORS).
     OriginNotAllowed,
+    /// More requests in flight than `limits.max_in_flight`: shed at once.
+    Overloaded,
     /// The credential is given in more than one place.
     AmbiguousCredential,
     /// The client failed to authenticate too often; it may retry after this long.
@@ -54,7 +56,7 @@ impl GateError {
             AlreadyUsed => StatusCode::CONFLICT,
             Forbidden(_) | OriginNotAllowed => StatusCode::FORBIDDEN,
             TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
-            StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            StoreUnavailable | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             UriTooLong => StatusCode::URI_TOO_LONG,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,6 +91,7 @@ impl GateError {
             OriginNotAllowed => "origin_not_allowed",
             TooManyFailures(_) => "too_many_failures",
             StoreUnavailable => "store_unavailable",
+            Overloaded => "overloaded",
             RequestTimeout => "request_timeout",
             UpstreamTimeout | UpstreamConnectTimeout => "upstream_timeout",
             UpstreamUnavailable => "upstream_unavailable",
@@ -116,6 +119,7 @@ impl GateError {
             OriginNotAllowed => "this origin may not call this route",
             TooManyFailures(_) => "too many failed attempts; retry later",
             StoreUnavailable => "the service is temporarily unavailable",
+            Overloaded => "too many requests in progress; retry shortly",
             RequestTimeout => "the request took too long",
             UpstreamTimeout | UpstreamConnectTimeout => "the upstream did not answer in time",
             UpstreamUnavailable => "the upstream is unavailable",
@@ -160,6 +164,9 @@ impl GateError {
                     HeaderValue::from_static("Bearer realm=\"scopegate\""),
                 );
             }
+        }
+        if matches!(self, GateError::Overloaded) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let GateError::TooManyFailures(after) = &self {
             h.insert(

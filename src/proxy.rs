@@ -110,6 +110,8 @@ pub struct Proxy {
     store: Arc<Store>,
     clock: Clock,
     metrics: Arc<Metrics>,
+    /// One permit per request in progress (`limits.max_in_flight`, fixed at start).
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Proxy {
@@ -119,11 +121,15 @@ impl Proxy {
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(
+            config.load().limits.max_in_flight,
+        ));
         Self {
             config,
             store,
             clock,
             metrics,
+            in_flight,
         }
     }
 
@@ -135,18 +141,25 @@ impl Proxy {
         let request_id = request_id(&parts.headers, config.headers.request_id_header());
         let mut trace = Trace::default();
 
-        let result = forward(
-            config,
-            &self.store,
-            &self.clock,
-            &mut parts,
-            body,
-            peer,
-            &request_id,
-            &mut trace,
-            started,
-        )
-        .await;
+        // Load shedding: past the cap a request is refused at once rather
+        // than queued behind the others.
+        let result = match Arc::clone(&self.in_flight).try_acquire_owned() {
+            Err(_) => Err(GateError::Overloaded),
+            Ok(_permit) => {
+                forward(
+                    config,
+                    &self.store,
+                    &self.clock,
+                    &mut parts,
+                    body,
+                    peer,
+                    &request_id,
+                    &mut trace,
+                    started,
+                )
+                .await
+            }
+        };
         let (mut resp, outcome, cause) = match result {
             Ok(resp) if trace.answered => (resp, "answered", None),
             Ok(resp) => (resp, "forwarded", None),

@@ -554,3 +554,43 @@ async fn an_h2_connection_whose_request_was_cancelled_is_still_closed_by_the_idl
         .expect("h2 connection with no request in flight closed by the idle timeout")
         .unwrap();
 }
+
+/// Load shedding: past `limits.max_in_flight` requests in progress, a request
+/// is refused at once with 503 and `Retry-After` instead of queueing.
+#[tokio::test]
+async fn past_the_in_flight_cap_requests_are_shed_at_once() {
+    let up = Upstream::start(Behavior::Delay(std::time::Duration::from_millis(600))).await;
+    let gate = Gate::start(&config(
+        up.addr,
+        &format!("{PUBLIC_ROUTES}\n[limits]\nmax_in_flight = 2\n"),
+    ))
+    .await;
+    let url = gate.url("/v2/slow");
+    let started = std::time::Instant::now();
+    let all: Vec<_> = (0..5)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut shed = Vec::new();
+    for h in all {
+        let r = h.await.unwrap();
+        match r.status.as_u16() {
+            200 => ok += 1,
+            503 => shed.push(r),
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(ok, 2);
+    assert_eq!(shed.len(), 3);
+    for r in &shed {
+        assert_eq!(r.error_code(), "overloaded");
+        assert_eq!(r.headers["retry-after"], "1");
+    }
+    assert_eq!(up.count(), 2);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // Capacity comes back once those finish.
+    assert_eq!(get(&url).await.status, 200);
+}

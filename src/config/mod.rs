@@ -102,6 +102,8 @@ pub struct Limits {
     pub max_uri_length: usize,
     pub max_body_bytes: u64,
     pub max_connections: usize,
+    /// Requests handled at once; past it, 503 with `Retry-After` at once.
+    pub max_in_flight: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
@@ -434,6 +436,7 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         max_uri_length: c.nonzero("limits.max_uri_length", l.max_uri_length.0) as usize,
         max_body_bytes: l.max_body_bytes.0,
         max_connections: c.nonzero("limits.max_connections", l.max_connections),
+        max_in_flight: c.nonzero("limits.max_in_flight", l.max_in_flight),
         header_read_timeout: c.nonzero("limits.header_read_timeout", l.header_read_timeout.0),
         idle_timeout: c.nonzero("limits.idle_timeout", l.idle_timeout.0),
         request_timeout: c.nonzero("limits.request_timeout", l.request_timeout.0),
