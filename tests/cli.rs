@@ -976,6 +976,32 @@ fn explain_shows_the_decision_for_each_scheme_without_the_upstream() {
     );
     assert!(out.contains("upstream    not contacted"), "{out}");
 
+    // Action link (minted by the CLI): becomes the configured upstream call.
+    let link = stdout_of(&[
+        "token",
+        "action-link",
+        "--config",
+        SHIPPED,
+        "--app",
+        "demo-app",
+        "--booking",
+        "b-1001",
+        "--action",
+        "cancel_by_customer",
+    ]);
+    let (code, out, _) = explain("GET", &link, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    for line in [
+        "route       action-links (auth: action-link)",
+        "credential  action-link: verified",
+        "query: signature",
+        "upstream    PUT http://127.0.0.1:8081/v2/bookings/b-1001/cancel_by_customer (bookings)",
+        "  x-scope-action: cancel_by_customer",
+        "  x-scope-booking-id: b-1001",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+
     // SSO (v2 minted by the CLI).
     let sso = stdout_of(&[
         "token",
