@@ -1,8 +1,10 @@
 //! `cargo run --example demo`: scopegate in front of a toy legacy booking API.
 //!
 //! Starts the in-memory booking backend (`backend.rs`) on 127.0.0.1:8081, then
-//! scopegate with `config/scopegate.toml`, and prints curl lines to try. The
-//! backend echoes the `X-Scope-*` headers it received, so every response shows
+//! scopegate with `config/scopegate.toml`, then the customer overview page
+//! (`examples/customer-overview/`, served by `site.rs`) on 127.0.0.1:8090, an
+//! origin the configuration allows, and on 127.0.0.1:8091, one it does not;
+//! and prints curl lines and the page's addresses to try. The backend echoes the `X-Scope-*` headers it received, so every response shows
 //! what scopegate let through and what it added. Ctrl-C or SIGTERM stops both:
 //! scopegate drains first (`listen.drain_timeout`), then the backend.
 //!
@@ -31,6 +33,7 @@ use scopegate::{
 };
 
 mod backend;
+mod site;
 
 #[derive(Parser)]
 #[command(
@@ -47,7 +50,17 @@ struct Args {
     /// Address of the booking backend.
     #[arg(long, default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
+    /// Where the customer overview page is served: an origin the
+    /// configuration's cors_origins allow.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    page: SocketAddr,
+    /// The same page on an origin the configuration does not allow.
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    refused_page: SocketAddr,
 }
+
+/// The customer overview page's files.
+const PAGE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/customer-overview");
 
 /// How long the backend lets open connections finish once asked to stop.
 const BACKEND_DRAIN: Duration = Duration::from_secs(5);
@@ -92,6 +105,7 @@ async fn main() -> ExitCode {
     let session = session_try(&config, Clock::system().now());
     let sso = sso_try(&config, Clock::system().now());
     let api_key = api_key_try(&args.config);
+    let page_token = demo_token(&config, Clock::system().now());
     let drain = config.drain_timeout;
     let running = match scopegate::start(config).await {
         Ok(r) => r,
@@ -111,10 +125,31 @@ async fn main() -> ExitCode {
     if let Some((key, secret)) = &api_key {
         print_api_key(key, secret, running.addr);
     }
-    println!("Ctrl-C stops both.");
+    let gate = format!("http://{}", reachable(running.addr));
+    let mut sites = Vec::new();
+    for addr in [args.page, args.refused_page] {
+        match site::start(addr, PAGE_DIR.into(), &gate).await {
+            Ok(s) => sites.push(s),
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot serve the customer overview page");
+                running.shutdown(Duration::ZERO).await;
+                backend.shutdown(Duration::ZERO).await;
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    print_pages(
+        &gate,
+        &sites[0],
+        &sites[1],
+        page_token.as_deref(),
+        sso.as_ref(),
+    );
+    println!("Ctrl-C stops them all.");
 
     shutdown_signal().await;
     tracing::info!(deadline = ?drain, "shutting down: scopegate drains, then the backend");
+    sites.into_iter().for_each(site::Site::shutdown);
     running.shutdown(drain).await;
     backend.shutdown(BACKEND_DRAIN).await;
     tracing::info!("stopped");
@@ -165,11 +200,17 @@ const DEMO_TENTATIVE: &str = "b-1002";
 /// configured route table will do with it.
 type Planned = (String, &'static str, String, String);
 
-/// Signed-search lines, with a token minted from the configured demo app key.
-fn signed_search_tries(config: &Config, now: u64) -> Vec<(String, &'static str, String)> {
+/// A signed-search token for the demo customer, minted from the configured
+/// demo app key; `None` when the configuration has no such app.
+fn demo_token(config: &Config, now: u64) -> Option<String> {
     let mut claims = serde_json::Map::new();
     claims.insert("customer.email".into(), DEMO_CUSTOMER.into());
-    let Ok(token) = config.auth.apps.mint(DEMO_APP, claims, now) else {
+    config.auth.apps.mint(DEMO_APP, claims, now).ok()
+}
+
+/// Signed-search lines, with a token minted from the configured demo app key.
+fn signed_search_tries(config: &Config, now: u64) -> Vec<(String, &'static str, String)> {
+    let Some(token) = demo_token(config, now) else {
         return Vec::new();
     };
     let mut tries = vec![
@@ -445,6 +486,48 @@ fn print_sso(s: &SsoTry, gate: SocketAddr, admin: Option<SocketAddr>) {
             "  curl -s -X POST 'http://{admin}/sessions/revoke?company={}'   # every SSO session of it",
             s.company
         );
+    }
+    println!();
+}
+
+/// The customer overview page's addresses: the page reads the gate and the
+/// credential from the fragment, which the browser never sends to a server.
+fn print_pages(
+    gate: &str,
+    allowed: &site::Site,
+    refused: &site::Site,
+    token: Option<&str>,
+    sso: Option<&SsoTry>,
+) {
+    let (page, other) = (allowed.origin(), refused.origin());
+    println!(
+        "  # The customer overview page (examples/customer-overview/), served on its own origin,"
+    );
+    println!("  # {page}: it calls scopegate from the browser, which the configuration allows");
+    println!(
+        "  # for that origin (cors_origins of demo-app and of company 37000). Open in a browser:"
+    );
+    if let Some(token) = token {
+        println!("  # {DEMO_CUSTOMER}'s bookings (a signed search), a button per action link they carry:");
+        println!("  {page}/#gate={gate}&signed_search={token}");
+    }
+    if let Some(s) = sso {
+        println!("  # signed in with an SSO token of company {} (valid 1 h); the answer sets scopegate's", s.company);
+        println!("  # session cookie (Secure: kept on http://127.0.0.1 and http://localhost; the page and");
+        println!(
+            "  # scopegate must share the host, as SameSite=Lax withholds it from other sites),"
+        );
+        println!(
+            "  # and the page takes the token out of its address: Refresh sends only the cookie."
+        );
+        println!("  {page}/#gate={gate}&sso-token={}", s.v2);
+    }
+    if let Some(token) = token {
+        println!("  # The same page on {other}, an origin no app allows: scopegate answers 403");
+        println!(
+            "  # origin_not_allowed without CORS headers and forwards nothing; the page says so."
+        );
+        println!("  {other}/#gate={gate}&signed_search={token}");
     }
     println!();
 }
