@@ -343,6 +343,16 @@ async fn no_secret_token_or_email_reaches_any_log_line_at_trace_level() {
     );
     secrets.extend(["wrong-LEAKCHECK".to_string(), sha256_hex(API_KEY)]);
 
+    // A page of a foreign origin: refused, and the refusal is in the log.
+    let r = call(
+        &p,
+        "GET",
+        "/v2/me/bookings",
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+
     // A control character where a client controls the text: escaped, never raw.
     let r = call(&p, "GET", "/v2/me/x", &[("x-request-id", "evil\tid")]).await;
     assert_eq!(r.status, 401);
@@ -355,7 +365,7 @@ async fn no_secret_token_or_email_reaches_any_log_line_at_trace_level() {
         .iter()
         .filter(|l| l.contains("scopegate::access"))
         .count();
-    assert!(access >= 18, "{access} access records");
+    assert!(access >= 19, "{access} access records");
     // The access record names who, as ids and hashes.
     assert!(
         log.iter().any(|l| l.contains("\"scheme\":\"sso\"")
@@ -364,6 +374,12 @@ async fn no_secret_token_or_email_reaches_any_log_line_at_trace_level() {
         "no sso access record with its business and subject hash"
     );
 
+    assert!(
+        log.iter()
+            .any(|l| l.contains("\"outcome\":\"origin_not_allowed\"")
+                && l.contains("https://evil.example")),
+        "the CORS refusal is not in the access record"
+    );
     let mut leaks = Vec::new();
     for s in &secrets {
         for line in &log {
