@@ -308,10 +308,24 @@ pub async fn prepare(
     }
 
     let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
-    let scheme = parts
-        .extensions
-        .get::<crate::server::ClientScheme>()
-        .map_or("http", |s| s.0);
+    // The scheme the browser used: this connection's, or behind a trusted
+    // proxy that terminates TLS, the one it forwards.
+    let forwarded_proto = config
+        .headers
+        .is_trusted(peer.ip())
+        .then(|| parts.headers.get("x-forwarded-proto"))
+        .flatten()
+        .and_then(|v| match v.as_bytes() {
+            b"https" => Some("https"),
+            b"http" => Some("http"),
+            _ => None,
+        });
+    let scheme = forwarded_proto.unwrap_or_else(|| {
+        parts
+            .extensions
+            .get::<crate::server::ClientScheme>()
+            .map_or("http", |s| s.0)
+    });
     // A browser page of another origin (the gate's own origin needs no CORS).
     let cross_origin = crate::cors::origin(&parts.headers)
         .filter(|o| {

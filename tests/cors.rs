@@ -357,3 +357,40 @@ fn bad_origins_are_configuration_errors() {
         );
     }
 }
+
+/// Behind a trusted proxy that terminates TLS, the page of the API's own
+/// https origin is same-origin (`X-Forwarded-Proto`); from anyone else the
+/// header changes nothing.
+#[tokio::test]
+async fn same_origin_behind_a_tls_terminating_trusted_proxy() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let gate = Gate::start(&config(
+        up.addr,
+        &format!("{ROUTES}\n[proxy]\ntrusted_proxies = [\"127.0.0.1/32\"]\n"),
+    ))
+    .await;
+    let r = request(
+        &gate,
+        "POST",
+        "/v2/private/x",
+        &[
+            ("host", "api.example.com"),
+            ("x-forwarded-proto", "https"),
+            ("origin", "https://api.example.com"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = request(
+        &gate,
+        "POST",
+        "/v2/private/x",
+        &[
+            ("host", "api.example.com"),
+            ("origin", "https://api.example.com"),
+        ],
+    )
+    .await;
+    assert_refused(&r);
+    assert_eq!(up.count(), 1);
+}
