@@ -38,6 +38,10 @@ enum Command {
         /// Overrides `log.format` from the configuration.
         #[arg(long, value_enum)]
         log_format: Option<Format>,
+        /// Worker threads (default: one per core). `1` serves everything
+        /// on one thread, for a side-by-side comparison at equal resources.
+        #[arg(long, env = "SCOPEGATE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        workers: Option<u16>,
     },
     /// Validate a configuration and print its route table.
     Check {
@@ -187,7 +191,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config.path),
-        Command::Run { config, log_format } => run(&config.path, log_format),
+        Command::Run {
+            config,
+            log_format,
+            workers,
+        } => run(&config.path, log_format, workers),
         Command::Token { kind } => token(kind),
         Command::Explain {
             config,
@@ -220,7 +228,7 @@ fn explain(
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match runtime(false) {
+    let runtime = match runtime(false, None) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -547,7 +555,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
+fn run(path: &std::path::Path, log_format: Option<Format>, workers: Option<u16>) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -561,7 +569,7 @@ fn run(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match runtime(true) {
+    let runtime = match runtime(true, workers) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -582,10 +590,15 @@ fn run(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
     })
 }
 
-/// A tokio runtime: every core for `run`, one thread for one-shot commands.
-fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+/// A tokio runtime: every core (or `workers` threads) for `run`, one thread
+/// for one-shot commands.
+fn runtime(multi_thread: bool, workers: Option<u16>) -> Result<tokio::runtime::Runtime, ExitCode> {
     let mut builder = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = workers {
+            b.worker_threads(usize::from(n));
+        }
+        b
     } else {
         tokio::runtime::Builder::new_current_thread()
     };

@@ -1158,3 +1158,31 @@ fn a_syntax_error_does_not_quote_the_line() {
     );
     assert!(!out.stderr.contains("TOPSECRET"), "{}", out.stderr);
 }
+
+/// `run --workers 1` serves on one worker thread (beside the main one), for
+/// comparisons at equal resources; it still serves.
+#[tokio::test]
+async fn run_with_one_worker_uses_one_worker_thread() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let proc = Proc::launch(
+        &config(up.addr, PUBLIC_ROUTES),
+        Launch {
+            args: &["--workers", "1"],
+            ..Launch::default()
+        },
+    )
+    .await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", proc.pid())).unwrap();
+    let threads: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(threads, 2, "main + one worker");
+    let r = get(&format!("http://{}/open", proc.addr)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let out = run_to_end(&["run", "--config", "x.toml", "--workers", "0"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
