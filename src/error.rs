@@ -13,6 +13,8 @@ use crate::{auth::Rejection, body::ResponseBody, path::PathError};
 pub enum GateError {
     BadPath(PathError),
     BadHost,
+    /// A method in lower case (`delete`): refused rather than routed apart.
+    BadMethod,
     BadQuery(crate::auth::search_query::QueryError),
     UriTooLong,
     HeadersTooLarge,
@@ -50,9 +52,8 @@ impl GateError {
     pub fn status(&self) -> StatusCode {
         use GateError::*;
         match self {
-            BadPath(_) | BadHost | BadQuery(_) | ClientBody | BadRedirect | AmbiguousCredential => {
-                StatusCode::BAD_REQUEST
-            }
+            BadPath(_) | BadHost | BadMethod | BadQuery(_) | ClientBody | BadRedirect
+            | AmbiguousCredential => StatusCode::BAD_REQUEST,
             AlreadyUsed => StatusCode::CONFLICT,
             Forbidden(_) | OriginNotAllowed => StatusCode::FORBIDDEN,
             TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -76,6 +77,7 @@ impl GateError {
         match self {
             BadPath(_) => "bad_path",
             BadHost => "bad_host",
+            BadMethod => "bad_method",
             BadQuery(_) => "bad_query",
             ClientBody => "bad_request_body",
             UriTooLong => "uri_too_long",
@@ -104,6 +106,7 @@ impl GateError {
         match self {
             BadPath(_) => "the request path is not acceptable",
             BadHost => "the request host is missing, repeated or malformed",
+            BadMethod => "the method must be upper case",
             BadQuery(_) => "the query string is malformed or ambiguous",
             ClientBody => "the request body could not be read",
             UriTooLong => "the request target is too long",

@@ -30,6 +30,10 @@ pub enum PathError {
     BadEscape,
     #[error("dot segment with parameters in the path")]
     DotSegmentParams,
+    #[error("';' (path parameters) in the path")]
+    Semicolon,
+    #[error("percent-escapes that are not UTF-8 (overlong or invalid sequences)")]
+    BadUtf8,
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -50,7 +54,7 @@ fn is_plain(raw: &[u8]) -> bool {
     let mut prev = 0u8;
     for (i, &b) in raw.iter().enumerate() {
         match b {
-            b'%' | b'\\' | b'#' => return false,
+            b'%' | b'\\' | b'#' | b';' => return false,
             b if b < 0x21 || b == 0x7f => return false,
             b'/' if prev == b'/' => return false,
             b'.' if prev == b'/' => {
@@ -75,6 +79,21 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
     }
     if is_plain(bytes) {
         return Ok(Cow::Borrowed(raw));
+    }
+
+    // Path parameters (`;jsessionid=..`, `..;/`) are dropped by some backends
+    // before they route (Tomcat, Spring), so a path carrying one names a
+    // different resource there: refused, raw or encoded.
+    if bytes.contains(&b';') || raw.contains("%3B") || raw.contains("%3b") {
+        return Err(PathError::Semicolon);
+    }
+    // Every escape decoded must leave valid UTF-8: an overlong `%c0%ae` is a
+    // `.` to some decoders and not to others.
+    if bytes.contains(&b'%') {
+        let all: Vec<u8> = percent_encoding::percent_decode(bytes).collect();
+        if std::str::from_utf8(&all).is_err() {
+            return Err(PathError::BadUtf8);
+        }
     }
 
     // Pass 1: percent-decoding of unreserved characters and refusal of the bytes
@@ -217,10 +236,21 @@ mod tests {
     }
 
     #[test]
-    fn dot_segments_with_parameters_are_refused() {
-        assert_eq!(n("/public/..;/admin"), Err(PathError::DotSegmentParams));
-        assert_eq!(n("/public/.;x/admin"), Err(PathError::DotSegmentParams));
-        assert_eq!(n("/a;b/c").unwrap(), "/a;b/c");
+    fn path_parameters_and_non_utf8_escapes_are_refused() {
+        for p in [
+            "/public/..;/admin",
+            "/public/.;x/admin",
+            "/a;b/c",
+            "/a/b;",
+            "/a/..%3B/b",
+            "/a%3bb",
+        ] {
+            assert_eq!(n(p), Err(PathError::Semicolon), "{p}");
+        }
+        for p in ["/x/%c0%ae%c0%ae/y", "/x/%e0%80%ae", "/x/%ff"] {
+            assert_eq!(n(p), Err(PathError::BadUtf8), "{p}");
+        }
+        assert_eq!(n("/x/%C3%A9").unwrap(), "/x/%C3%A9");
     }
 
     #[test]

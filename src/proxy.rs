@@ -762,8 +762,19 @@ fn is_form(headers: &HeaderMap) -> bool {
             .any(|v| v.contains("application/x-www-form-urlencoded") || v.contains("multipart/"))
 }
 
-/// Limits the HTTP parser does not enforce at the configured values.
+/// Limits the HTTP parser does not enforce at the configured values, and
+/// request shapes it accepts that backends read differently.
 fn check_limits(config: &Config, parts: &Parts) -> Result<(), GateError> {
+    // Methods are case-sensitive, but some frameworks upper-case them: a
+    // `delete` would miss a DELETE route here and be a DELETE there.
+    if parts
+        .method
+        .as_str()
+        .bytes()
+        .any(|b| b.is_ascii_lowercase())
+    {
+        return Err(GateError::BadMethod);
+    }
     let limits = &config.limits;
     let target_len = match parts.uri.path_and_query() {
         Some(pq) => pq.as_str().len() + parts.uri.authority().map_or(0, |a| a.as_str().len()),
@@ -806,16 +817,26 @@ fn request_host(parts: &Parts) -> Result<Option<Authority>, GateError> {
     if hosts.next().is_some() {
         return Err(GateError::BadHost);
     }
+    // A host is a name, an IPv4 or a bracketed IPv6 address, and a port:
+    // nothing a backend could split into a list (`evil,api`) or a user.
+    let plain = |a: &Authority| {
+        a.as_str()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    };
     let header_host = match header_host {
         Some(v) => Some(
             v.to_str()
                 .ok()
                 .and_then(|s| s.parse::<Authority>().ok())
-                .filter(|a| !a.as_str().contains('@'))
+                .filter(plain)
                 .ok_or(GateError::BadHost)?,
         ),
         None => None,
     };
+    if parts.uri.authority().is_some_and(|a| !plain(a)) {
+        return Err(GateError::BadHost);
+    }
     match (parts.uri.authority(), header_host) {
         (Some(target), Some(h)) if !target.as_str().eq_ignore_ascii_case(h.as_str()) => {
             Err(GateError::BadHost)

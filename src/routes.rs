@@ -145,7 +145,15 @@ impl Pattern {
     }
 
     /// Matches a normalized path, returning the captured parameters.
+    /// Literal segments match in any ASCII case and one trailing `/` is
+    /// ignored, because many backends route `/v2/Private/` as `/v2/private`
+    /// (Express, ASP.NET): such a spelling must meet the same route here,
+    /// not fall through to a more lenient one.
     pub fn matches<'p>(&self, path: &'p str) -> Option<Params<'p>> {
+        let path = match path.strip_suffix('/') {
+            Some(p) if !p.is_empty() => p,
+            _ => path,
+        };
         let mut params = Params::default();
         let mut rest = path.strip_prefix('/')?;
         let mut at_end = path == "/";
@@ -161,7 +169,7 @@ impl Pattern {
                 None => (rest, None),
             };
             match seg {
-                Segment::Literal(l) if **l == *head => {}
+                Segment::Literal(l) if l.eq_ignore_ascii_case(head) => {}
                 Segment::Param(name) if !head.is_empty() => params.0.push((name.clone(), head)),
                 _ => return None,
             }
@@ -248,7 +256,7 @@ fn patterns_can_share_a_path(a: &Pattern, b: &Pattern) -> bool {
             .iter()
             .zip(&b.segments)
             .all(|(x, y)| match (x, y) {
-                (Segment::Literal(x), Segment::Literal(y)) => x == y,
+                (Segment::Literal(x), Segment::Literal(y)) => x.eq_ignore_ascii_case(y),
                 _ => x.rank() == y.rank(),
             })
 }
@@ -426,7 +434,10 @@ mod tests {
     #[test]
     fn patterns_match_literals_params_and_tails() {
         assert!(p("/v2/bookings").matches("/v2/bookings").is_some());
-        assert!(p("/v2/bookings").matches("/v2/bookings/").is_none());
+        // One trailing slash and the case of literals do not make another path.
+        assert!(p("/v2/bookings").matches("/v2/bookings/").is_some());
+        assert!(p("/v2/bookings").matches("/v2/BOOKINGS").is_some());
+        assert!(p("/v2/bookings").matches("/v2/bookings//").is_none());
         assert!(p("/v2/bookings").matches("/v2/bookingsx").is_none());
         let m = p("/v2/bookings/{id}/{action}")
             .matches("/v2/bookings/b1/cancel")

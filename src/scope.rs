@@ -191,7 +191,14 @@ impl HeaderPolicy {
         }
         for name in headers.keys() {
             let s = name.as_str();
-            if HOP_BY_HOP.contains(&s)
+            // `Transfer_Encoding`, `Content_Length`: lookalikes of framing
+            // headers that a backend reading `_` as `-` would frame by.
+            let lookalike = s.contains('_') && {
+                let canon = s.replace('_', "-");
+                HOP_BY_HOP.contains(&canon.as_str()) || canon == "content-length"
+            };
+            if lookalike
+                || HOP_BY_HOP.contains(&s)
                 || self.is_scope(s)
                 || self.is_override(s)
                 || (!peer_trusted && Self::is_forwarding(s))

@@ -490,6 +490,10 @@ async fn serve_connection<S>(
     if draining {
         conn.as_mut().graceful_shutdown();
     }
+    // After an idle close was started: the moment it is forced. A polite
+    // close waits for the peer (an h2 GOAWAY and its PING), and a peer that
+    // never answers must not keep the connection.
+    let mut close_by: Option<Instant> = None;
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -512,10 +516,18 @@ async fn serve_connection<S>(
                 let quiet = activity.in_flight.load(Ordering::SeqCst) == 0;
                 if quiet && Instant::now() >= activity.idle_deadline(idle, header_read) {
                     draining = true;
+                    close_by = Some(Instant::now() + header_read);
                     conn.as_mut().graceful_shutdown();
                 } else if !quiet {
                     activity.touch();
                 }
+            }
+            _ = tokio::time::sleep_until(close_by.unwrap_or_else(Instant::now)), if close_by.is_some() => {
+                if activity.in_flight.load(Ordering::SeqCst) == 0 {
+                    tracing::debug!(%peer, "closing an idle connection that did not close");
+                    return;
+                }
+                close_by = Some(Instant::now() + header_read);
             }
         }
     }

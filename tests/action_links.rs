@@ -1184,17 +1184,19 @@ mod review {
                 ),
                 400,
             ),
+            // A trailing slash names the same action: the used link again.
             (
                 format!("/v2/bookings/b-1/external_action/cancel_by_customer/?signature={t}"),
-                404,
+                409,
             ),
             (
                 format!("/v2/bookings/b-1/external_action/Cancel_By_Customer?signature={t}"),
                 404,
             ),
+            // Path parameters are refused before anything else.
             (
                 format!("/v2/bookings/b-1;x/external_action/cancel_by_customer?signature={t}"),
-                401,
+                400,
             ),
         ] {
             let r = get_raw(&s.gate, &target, "").await;
