@@ -223,3 +223,65 @@ async fn sessions_slide_and_are_revoked_per_business_in_redis() {
     store.session_delete(&k).await.unwrap();
     assert_eq!(store.session_touch(&k, 5_000).await, Ok(None));
 }
+
+/// Redis stopped and restarted under load: single-use links are followed by
+/// 4 clients all along. While Redis is gone every answer is a quick 503
+/// (fail closed, nothing forwarded without its mark); once it is back the
+/// same load is served again without a restart. Prints the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_under_load_fails_closed_then_recovers() {
+    let mut redis = RedisServer::start().await;
+    let up = Upstream::start(Behavior::Ok).await;
+    let toml = config(up.addr, &routes(&redis.url()));
+    let gate = Gate::start(&toml).await;
+    let cfg = std::sync::Arc::new(Config::from_toml(&toml).unwrap());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (cfg, stop, base) = (cfg.clone(), stop.clone(), gate.url(""));
+            tokio::spawn(async move {
+                let (mut ok, mut unavailable, mut other) = (0, 0, 0);
+                let mut slowest = Duration::ZERO;
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let url = format!("{base}{}", link(&cfg, &format!("w{w}-{i}")));
+                    let t = Instant::now();
+                    match get(&url).await.status.as_u16() {
+                        200 => ok += 1,
+                        503 => unavailable += 1,
+                        _ => other += 1,
+                    }
+                    slowest = slowest.max(t.elapsed());
+                }
+                (ok, unavailable, other, slowest)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.restart().await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut unavailable, mut other, mut slowest) = (0, 0, 0, Duration::ZERO);
+    for w in workers {
+        let (o, u, x, s) = w.await.unwrap();
+        ok += o;
+        unavailable += u;
+        other += x;
+        slowest = slowest.max(s);
+    }
+    eprintln!(
+        "redis restart under load: {ok} served, {unavailable} x 503 while down, {other} other, slowest {slowest:?}"
+    );
+    assert_eq!(other, 0, "only 200 or 503");
+    assert!(unavailable > 0, "Redis down was noticed");
+    assert!(ok > 20, "{ok} served");
+    assert!(slowest < Duration::from_secs(3), "slowest {slowest:?}");
+    // Served ones reached the upstream once each; refused ones never did.
+    assert_eq!(up.count(), ok);
+    // And the last requests were served again.
+    let url = gate.url(&link(&cfg, "after"));
+    assert_eq!(get(&url).await.status, 200);
+}
