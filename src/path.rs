@@ -260,4 +260,44 @@ mod tests {
             assert_eq!(n(&once).unwrap(), once, "{p}");
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Paths built from what matters to normalization.
+        fn path() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("/".to_string()),
+                Just(".".to_string()),
+                Just("..".to_string()),
+                Just("%2e".to_string()),
+                Just("%2E".to_string()),
+                Just("%41".to_string()),
+                Just("%7e".to_string()),
+                Just("%20".to_string()),
+                Just("%C3%A9".to_string()),
+                "[a-zA-Z0-9_~-]{0,3}",
+            ];
+            prop::collection::vec(piece, 0..12).prop_map(|v| format!("/{}", v.concat()))
+        }
+
+        proptest! {
+            #[test]
+            fn normalization_is_idempotent_and_leaves_no_dot_or_empty_segment(p in path()) {
+                if let Ok(once) = normalize(&p) {
+                    prop_assert_eq!(normalize(&once).unwrap(), once.clone());
+                    prop_assert!(once.starts_with('/'));
+                    prop_assert!(!once.contains("//"), "{}", once);
+                    let body = once.trim_end_matches('/');
+                    prop_assert!(
+                        body.split('/').skip(1).all(|seg| seg != "." && seg != ".."),
+                        "{}", once
+                    );
+                    // Unreserved characters never stay encoded.
+                    prop_assert!(!once.contains("%41") && !once.contains("%7E") && !once.contains("%2E"), "{}", once);
+                }
+            }
+        }
+    }
 }

@@ -469,4 +469,58 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
         assert_eq!(p.client_ip(&h, untrusted), untrusted);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A spelling of a header name: random case, `-` or `_` between words.
+        fn spelled(words: &'static [&'static str]) -> impl Strategy<Value = String> {
+            (
+                prop::collection::vec(any::<bool>(), 32),
+                prop::collection::vec(any::<bool>(), 8),
+            )
+                .prop_map(move |(upper, underscore)| {
+                    let mut out = String::new();
+                    for (i, w) in words.iter().enumerate() {
+                        if i > 0 {
+                            out.push(if underscore[i % 8] { '_' } else { '-' });
+                        }
+                        for (j, c) in w.chars().enumerate() {
+                            out.push(if upper[(i * 7 + j) % 32] {
+                                c.to_ascii_uppercase()
+                            } else {
+                                c
+                            });
+                        }
+                    }
+                    out
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn every_spelling_of_a_scope_header_goes_and_nothing_else(
+                scope in prop_oneof![
+                    spelled(&["x", "scope", "app"]),
+                    spelled(&["x", "scope", "customer", "email"]),
+                    spelled(&["x", "scope", "business"]),
+                    spelled(&["x", "scope", "reach"]),
+                ],
+                other in prop_oneof![
+                    spelled(&["accept", "language"]),
+                    spelled(&["x", "scopes"]),
+                    spelled(&["x", "scop", "app"]),
+                    spelled(&["authorization"]),
+                ],
+            ) {
+                let mut h = HeaderMap::new();
+                h.append(HeaderName::from_bytes(scope.as_bytes()).unwrap(), HeaderValue::from_static("forged"));
+                h.append(HeaderName::from_bytes(other.as_bytes()).unwrap(), HeaderValue::from_static("kept"));
+                policy().strip_request(&mut h, false);
+                let left: Vec<String> = h.keys().map(|k| k.as_str().to_string()).collect();
+                prop_assert_eq!(left, vec![other.to_ascii_lowercase()]);
+            }
+        }
+    }
 }
