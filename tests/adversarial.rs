@@ -1553,7 +1553,7 @@ path = "/v2/me/*"
 auth = ["sso"]
 upstream = "backend"
 
-[sso.failures]
+[failures]
 limit = 0
 "#
     )

@@ -1261,3 +1261,75 @@ fn a_key_hash_must_be_64_hex_digits() {
         assert!(e.contains("64 hex digits"), "{bad}: {e}");
     }
 }
+
+/// Failed secrets count per client address: one address guessing is
+/// refused past the limit, the key's holder elsewhere is not (an API key is
+/// not a secret: a per-key limit would let anyone lock its holder out).
+#[tokio::test]
+async fn failed_secrets_are_limited_per_client_not_per_key() {
+    let s = setup(
+        "[proxy]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[failures]\nlimit = 3\nwindow = \"1m\"\n",
+    )
+    .await;
+    let guess = format!("/v2/bookings/b1?{}", creds(FULL, "sk-guess"));
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = call(
+            &s.gate,
+            "GET",
+            &guess,
+            &[("x-forwarded-for", "198.51.100.1")],
+            "",
+        )
+        .await;
+        statuses.push(r.status.as_u16());
+        if r.status == 429 {
+            assert_eq!(r.error_code(), "too_many_failures");
+            assert_eq!(r.headers["retry-after"], "60");
+        }
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    // The limited address is refused even with the right secret...
+    let right = format!("/v2/bookings/b1?{}", creds(FULL, APP1_SECRET));
+    let r = call(
+        &s.gate,
+        "GET",
+        &right,
+        &[("x-forwarded-for", "198.51.100.1")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    // ...while the key's holder elsewhere is served.
+    let r = call(
+        &s.gate,
+        "GET",
+        &right,
+        &[("x-forwarded-for", "198.51.100.9")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // A missing secret (400) and no credential at all are not failed guesses.
+    for _ in 0..5 {
+        let r = call(
+            &s.gate,
+            "GET",
+            "/v2/bookings/b1",
+            &[("x-forwarded-for", "198.51.100.7")],
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    }
+    let r = call(
+        &s.gate,
+        "GET",
+        &right,
+        &[("x-forwarded-for", "198.51.100.7")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(s.up.count(), 2);
+}

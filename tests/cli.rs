@@ -501,8 +501,7 @@ fn sso_configuration_mistakes_name_their_key() {
     check(&company("leeway = \"1h\"")).fails_with(&["sso_company[0].leeway", "at most 10 minutes"]);
     check(&company("[sso.session]\nhandout = \"carrier-pigeon\""))
         .fails_with(&["sso.session.handout", "carrier-pigeon"]);
-    check(&company("[sso.failures]\npenalty = \"jail\""))
-        .fails_with(&["sso.failures.penalty", "jail"]);
+    check(&company("[failures]\npenalty = \"jail\"")).fails_with(&["failures.penalty", "jail"]);
     check(&company(
         "[sso.session]\nhandout = \"cookie\"\ncookie_name = \"sso-token\"",
     ))

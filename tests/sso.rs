@@ -512,7 +512,7 @@ secure_key = "sk_v2only"
 accept_legacy = false
 
 # Counting is tested on its own; here every cause must reach the decoder.
-[sso.failures]
+[failures]
 limit = 0
 "#,
     )
@@ -785,7 +785,7 @@ async fn a_token_in_two_places_or_twice_is_ambiguous() {
 
 #[tokio::test]
 async fn past_the_failure_limit_even_a_valid_token_gets_429() {
-    let s = setup("[sso.failures]\nlimit = 3\nwindow = \"1m\"\npenalty = \"reject\"\n").await;
+    let s = setup("[failures]\nlimit = 3\nwindow = \"1m\"\npenalty = \"reject\"\n").await;
     let good = legacy(ACME, ACME_KEY, &ann(&s.clock));
     let bad = legacy(ACME, GLOBEX_KEY, &ann(&s.clock));
 
@@ -812,7 +812,7 @@ async fn clients_behind_a_trusted_proxy_are_counted_apart() {
 [proxy]
 trusted_proxies = ["127.0.0.1/32"]
 
-[sso.failures]
+[failures]
 limit = 3
 window = "1m"
 "#,
@@ -867,7 +867,7 @@ window = "1m"
 #[tokio::test]
 async fn the_delay_penalty_answers_later_instead_of_refusing() {
     const DELAY: Duration = Duration::from_millis(300);
-    let s = setup("[sso.failures]\nlimit = 1\npenalty = \"delay\"\ndelay = \"300ms\"\n").await;
+    let s = setup("[failures]\nlimit = 1\npenalty = \"delay\"\ndelay = \"300ms\"\n").await;
     let good = legacy(ACME, ACME_KEY, &ann(&s.clock));
     let bad = legacy(ACME, GLOBEX_KEY, &ann(&s.clock));
 

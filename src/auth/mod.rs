@@ -124,6 +124,18 @@ pub struct Rejection {
     pub cause: &'static str,
 }
 
+impl Rejection {
+    /// Whether the refusal counts as a failed guess. A session lookup (an
+    /// expired session polled by a widget) does not: session ids are 128
+    /// random bits, not worth guessing, and counting them would lock out
+    /// well-behaved clients. Neither does a request with no credential.
+    pub fn is_probe(&self) -> bool {
+        self.scheme != Some(Scheme::Session)
+            && !self.cause.starts_with("sso session")
+            && !self.cause.starts_with("no ")
+    }
+}
+
 /// What the schemes share, compiled from the configuration.
 #[derive(Debug, Default)]
 pub struct AuthContext {
@@ -134,6 +146,8 @@ pub struct AuthContext {
     pub sessions: session::Sessions,
     pub sso: sso::Sso,
     pub api_keys: api_key::ApiKeys,
+    /// Failed credentials counted per client and per credential (`[failures]`).
+    pub failures: Option<crate::limit::FailureLimiter>,
 }
 
 /// The per-route settings a scheme may need.
@@ -353,15 +367,37 @@ pub async fn authenticate_with(
     store: &crate::store::Store,
     now_ms: u64,
 ) -> Result<Principal, AuthError> {
-    match deciding_scheme(policy, parts, ctx)? {
-        None => Ok(Principal::Anonymous),
-        Some(Scheme::Session) => session::verify(parts, &ctx.sessions, store, now_ms).await,
-        Some(Scheme::Sso) => {
-            let client = route
-                .client
-                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-            ctx.sso.verify(parts, store, client, now_ms).await
+    let Some(scheme) = deciding_scheme(policy, parts, ctx)? else {
+        return Ok(Principal::Anonymous);
+    };
+    // Failure limits: a client (or a credential family) past its limit is
+    // refused or slowed before anything is verified.
+    let client = route
+        .client
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    // A family limit would let anyone who knows an API key (it is not the
+    // secret) lock its holder out, and secrets are not guessable anyway; a
+    // legacy SSO token's family is known only to its holder and forgers.
+    let family = match scheme {
+        Scheme::Sso => ctx.sso.family(parts),
+        _ => None,
+    };
+    if let Some(l) = &ctx.failures {
+        match l.admit(client, family) {
+            crate::limit::Admission::Go => {}
+            crate::limit::Admission::Refuse(after) => return Err(AuthError::Throttled(after)),
+            crate::limit::Admission::Wait(d) => tokio::time::sleep(d).await,
         }
-        Some(s) => s.verify(parts, route, ctx, now_ms / 1000),
     }
+    let result = match scheme {
+        Scheme::Session => session::verify(parts, &ctx.sessions, store, now_ms).await,
+        Scheme::Sso => ctx.sso.verify(parts, store, now_ms).await,
+        s => s.verify(parts, route, ctx, now_ms / 1000),
+    };
+    if let (Err(AuthError::Rejected(r)), Some(l)) = (&result, &ctx.failures) {
+        if r.is_probe() {
+            l.fail(client, family);
+        }
+    }
+    result
 }

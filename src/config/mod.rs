@@ -220,6 +220,7 @@ fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
             "session" => raw.session = one(value, key, &mut problems).unwrap_or_default(),
             "business" => raw.business = many(value, key, &mut problems),
             "sso" => raw.sso = one(value, key, &mut problems).unwrap_or_default(),
+            "failures" => raw.failures = one(value, key, &mut problems).unwrap_or_default(),
             "sso_company" => raw.sso_company = many(value, key, &mut problems),
             "api_keys" => raw.api_keys = one(value, key, &mut problems).unwrap_or_default(),
             "application" => raw.application = many(value, key, &mut problems),
@@ -227,7 +228,7 @@ fn extract(f: &Figment) -> Result<RawConfig, ConfigError> {
             _ => problems.push(Problem {
                 path: key.clone(),
                 message:
-                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links, action, store, session, business, sso, sso_company, api_keys, application or api_key)"
+                    "unknown key (expected listen, admin, log, limits, proxy, upstream, route, app, signed_search, action_links, action, store, session, business, sso, sso_company, api_keys, application, api_key or failures)"
                         .into(),
             }),
         }
@@ -461,6 +462,7 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         sessions: compile_sessions(&mut c, &raw.session, &raw.business),
         sso: sso::compile(&mut c, &raw.sso, &raw.sso_company),
         api_keys: api_key::compile(&mut c, &raw.api_keys, &raw.application, &raw.api_key),
+        failures: compile_failures(&mut c, &raw.failures),
     };
     api_key::check_routes(&mut c, &raw);
     sso::check_routes(&mut c, &raw);
@@ -877,6 +879,26 @@ fn compile_upstream_url(
     }
     let base = uri.path().trim_end_matches('/').to_string();
     Some((https, authority, base))
+}
+
+/// `[failures]`: what a client failing credentials too often gets.
+fn compile_failures(c: &mut Checker, f: &raw::RawFailures) -> Option<crate::limit::FailureLimiter> {
+    use crate::limit::{FailureLimiter, Penalty};
+    (f.limit > 0).then(|| {
+        let window = c.nonzero("failures.window", f.window.0);
+        let penalty = match f.penalty.as_str() {
+            "reject" => Penalty::Reject,
+            "delay" => Penalty::Delay(c.nonzero("failures.delay", f.delay.0)),
+            other => {
+                c.err(
+                    "failures.penalty",
+                    format!("unknown penalty {other:?} (expected \"reject\" or \"delay\")"),
+                );
+                Penalty::Reject
+            }
+        };
+        FailureLimiter::new(f.limit, window, penalty)
+    })
 }
 
 /// CORS origins (`scheme://host[:port]`, or `https://*.example.com`).

@@ -33,6 +33,7 @@ pub struct RawConfig {
     pub api_keys: RawApiKeys,
     pub application: Vec<RawApplication>,
     pub api_key: Vec<RawApiKey>,
+    pub failures: RawFailures,
 }
 
 /// Where API keys (Bookeo) are read, and the info endpoint.
@@ -108,7 +109,6 @@ pub struct RawSso {
     pub company_header: String,
     /// A query parameter naming the company (off unless set).
     pub company_param: Option<String>,
-    pub failures: RawFailures,
     pub session: RawSsoSession,
 }
 
@@ -120,13 +120,12 @@ impl Default for RawSso {
             cookie: "sso-token".into(),
             company_header: "X-SSO-Company".into(),
             company_param: None,
-            failures: RawFailures::default(),
             session: RawSsoSession::default(),
         }
     }
 }
 
-/// Failed credentials counted per client address.
+/// Failed credentials counted per client address and per credential.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawFailures {

@@ -1,12 +1,9 @@
 //! Validation of the SSO settings: `[sso]` and `[[sso_company]]`.
 
 use super::{raw, Checker};
-use crate::{
-    auth::{
-        sso::{Company, CompanyKey, Handout, Identity, SessionSettings, Sso, Zone},
-        ScopeValue,
-    },
-    limit::{FailureLimiter, Penalty},
+use crate::auth::{
+    sso::{Company, CompanyKey, Handout, Identity, SessionSettings, Sso, Zone},
+    ScopeValue,
 };
 
 /// An optional header name: `""` turns the carrier off.
@@ -34,23 +31,6 @@ pub(super) fn compile(c: &mut Checker, s: &raw::RawSso, raw: &[raw::RawSsoCompan
         c.err("sso.cookie", format!("{:?} is not a cookie name", s.cookie));
     }
     let company_header = optional_header(c, "sso.company_header", &s.company_header);
-
-    let f = &s.failures;
-    let failures = (f.limit > 0).then(|| {
-        let window = c.nonzero("sso.failures.window", f.window.0);
-        let penalty = match f.penalty.as_str() {
-            "reject" => Penalty::Reject,
-            "delay" => Penalty::Delay(c.nonzero("sso.failures.delay", f.delay.0)),
-            other => {
-                c.err(
-                    "sso.failures.penalty",
-                    format!("unknown penalty {other:?} (expected \"reject\" or \"delay\")"),
-                );
-                Penalty::Reject
-            }
-        };
-        FailureLimiter::new(f.limit, window, penalty)
-    });
 
     let ss = &s.session;
     let handout = match ss.handout.as_str() {
@@ -118,7 +98,6 @@ pub(super) fn compile(c: &mut Checker, s: &raw::RawSso, raw: &[raw::RawSsoCompan
         company_param: s.company_param.clone().filter(|p| !p.is_empty()),
         company_header,
         session,
-        failures,
     }
 }
 

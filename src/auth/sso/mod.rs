@@ -21,7 +21,7 @@
 
 pub mod token;
 
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use http::{header, request::Parts, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
@@ -32,10 +32,7 @@ pub use token::{
 };
 
 use super::{search_query as q, AuthError, Principal, Rejection, Scheme, ScopeValue, Subject};
-use crate::{
-    limit::{Admission, FailureLimiter},
-    store::{self, hex, SessionRecord, Store},
-};
+use crate::store::{self, hex, SessionRecord, Store};
 
 /// Prefix of SSO session tokens (cannot occur in base64 or a JWT).
 pub const SESSION_PREFIX: &str = "sg:sso:";
@@ -109,7 +106,6 @@ pub struct Sso {
     pub company_param: Option<String>,
     pub company_header: Option<HeaderName>,
     pub session: Option<SessionSettings>,
-    pub failures: Option<FailureLimiter>,
 }
 
 impl Default for Sso {
@@ -122,7 +118,6 @@ impl Default for Sso {
             company_param: None,
             company_header: None,
             session: None,
-            failures: None,
         }
     }
 }
@@ -291,35 +286,29 @@ impl Sso {
         opened.ok_or(last)
     }
 
-    /// Verifies the SSO credential of a request from `client`; counts a
-    /// failure against it, and refuses a client past its limit.
-    ///
-    /// Only token failures count: a session id is 128 random bits, so a
-    /// stale session cookie (polled by a widget after `idle`) is no probe
-    /// worth counting, and must not lock its client out.
+    /// Verifies the SSO credential of a request: a token, else a session.
+    /// (Failures are counted by the pipeline, see [`crate::limit`].)
     pub async fn verify(
         &self,
         parts: &Parts,
         store: &Store,
-        client: IpAddr,
         now_ms: u64,
     ) -> Result<Principal, AuthError> {
-        let Some(text) = self.token(parts)? else {
-            return self.verify_session(parts, store, now_ms).await;
-        };
-        let family = token::legacy_family(&text);
-        if let Some(l) = &self.failures {
-            match l.admit(client, family) {
-                Admission::Go => {}
-                Admission::Refuse(after) => return Err(AuthError::Throttled(after)),
-                Admission::Wait(d) => tokio::time::sleep(d).await,
-            }
+        match self.token(parts)? {
+            Some(text) => self.verify_token(&text, parts, store, now_ms).await,
+            None => self.verify_session(parts, store, now_ms).await,
         }
-        let result = self.verify_token(&text, parts, store, now_ms).await;
-        if let (Err(AuthError::Rejected(_)), Some(l)) = (&result, &self.failures) {
-            l.fail(client, family);
-        }
-        result
+    }
+
+    /// The failure-counting family of the request's token: for a legacy
+    /// token its last ciphertext block, which every bit-flip forgery of one
+    /// genuine token keeps.
+    pub fn family(&self, parts: &Parts) -> Option<[u8; 16]> {
+        self.token(parts)
+            .ok()
+            .flatten()
+            .as_deref()
+            .and_then(token::legacy_family)
     }
 
     async fn verify_token(
@@ -708,7 +697,42 @@ mod tests {
         }
     }
 
-    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    /// Through the pipeline, where failures are counted.
+    async fn counted(
+        ctx: &crate::auth::AuthContext,
+        parts: &Parts,
+        store: &Store,
+        client: std::net::IpAddr,
+    ) -> Result<Principal, AuthError> {
+        let mut parts = parts.clone();
+        let route = crate::auth::RouteAuth {
+            client: Some(client),
+            ..crate::auth::RouteAuth::default()
+        };
+        crate::auth::authenticate_with(
+            &crate::auth::AuthPolicy::AnyOf(vec![Scheme::Sso]),
+            &route,
+            &mut parts,
+            ctx,
+            store,
+            NOW_MS,
+        )
+        .await
+    }
+
+    fn limited(s: Sso, limit: u32) -> crate::auth::AuthContext {
+        crate::auth::AuthContext {
+            sso: s,
+            failures: Some(crate::limit::FailureLimiter::new(
+                limit,
+                Duration::from_secs(60),
+                crate::limit::Penalty::Reject,
+            )),
+            ..crate::auth::AuthContext::default()
+        }
+    }
 
     /// From the review: a replayed token must not open a session per use
     /// (one customer could fill the store and evict everyone's).
@@ -724,7 +748,6 @@ mod tests {
                 .verify(
                     &req(&format!("/v2/b?sso-token={legacy}"), None),
                     &store,
-                    CLIENT,
                     NOW_MS,
                 )
                 .await
@@ -735,12 +758,7 @@ mod tests {
         // Another token (v2, same customer) is another session.
         let v2 = mint_v2(JSON.as_bytes(), &keys.v2);
         let p = s
-            .verify(
-                &req(&format!("/v2/b?sso-token={v2}"), None),
-                &store,
-                CLIENT,
-                NOW_MS,
-            )
+            .verify(&req(&format!("/v2/b?sso-token={v2}"), None), &store, NOW_MS)
             .await
             .unwrap();
         assert!(!live.contains(&opened(p)));
@@ -761,7 +779,7 @@ mod tests {
             let uri = format!("/v2/b?sso-token={token}");
             sessions.push(opened(
                 before
-                    .verify(&req(&uri, None), &store, CLIENT, NOW_MS)
+                    .verify(&req(&uri, None), &store, NOW_MS)
                     .await
                     .unwrap(),
             ));
@@ -769,11 +787,11 @@ mod tests {
         let after = sso(false);
         let with = |sid: &str| req("/v2/b", Some(&format!("scopegate_sso={sid}"))).clone();
         let legacy = after
-            .verify(&with(&sessions[0]), &store, CLIENT, NOW_MS + 1000)
+            .verify(&with(&sessions[0]), &store, NOW_MS + 1000)
             .await;
         assert!(legacy.is_err(), "{legacy:?}");
         let v2 = after
-            .verify(&with(&sessions[1]), &store, CLIENT, NOW_MS + 1000)
+            .verify(&with(&sessions[1]), &store, NOW_MS + 1000)
             .await;
         assert!(v2.is_ok(), "{v2:?}");
     }
@@ -782,29 +800,22 @@ mod tests {
     /// credential, so it cannot lock its client out of a fresh token.
     #[tokio::test]
     async fn stale_session_polls_do_not_lock_out_a_valid_token() {
-        let mut s = sso(true);
-        s.failures = Some(FailureLimiter::new(
-            20,
-            Duration::from_secs(60),
-            crate::limit::Penalty::Reject,
-        ));
+        let ctx = limited(sso(true), 20);
         let store = Store::memory(1000, 1000);
         let stale = format!("scopegate_sso={SESSION_PREFIX}{}", "ab".repeat(16));
         for _ in 0..25 {
-            assert!(s
-                .verify(&req("/v2/b", Some(&stale)), &store, CLIENT, NOW_MS)
+            assert!(counted(&ctx, &req("/v2/b", Some(&stale)), &store, CLIENT)
                 .await
                 .is_err());
         }
-        let token = mint_legacy(JSON.as_bytes(), &s.companies[0].keys[0].keys.legacy);
-        let r = s
-            .verify(
-                &req(&format!("/v2/b?sso-token={token}"), None),
-                &store,
-                CLIENT,
-                NOW_MS,
-            )
-            .await;
+        let token = mint_legacy(JSON.as_bytes(), &ctx.sso.companies[0].keys[0].keys.legacy);
+        let r = counted(
+            &ctx,
+            &req(&format!("/v2/b?sso-token={token}"), None),
+            &store,
+            CLIENT,
+        )
+        .await;
         assert!(r.is_ok(), "valid token refused: {r:?}");
     }
 
@@ -813,13 +824,9 @@ mod tests {
     async fn forgeries_of_one_token_are_limited_across_addresses() {
         let mut s = sso(true);
         s.session = None;
-        s.failures = Some(FailureLimiter::new(
-            5,
-            Duration::from_secs(60),
-            crate::limit::Penalty::Reject,
-        ));
+        let ctx = limited(s, 5);
         let store = Store::memory(10, 10);
-        let keys = &s.companies[0].keys[0].keys;
+        let keys = &ctx.sso.companies[0].keys[0].keys;
         let genuine = token::canonical(
             &percent_encoding::percent_decode_str(&mint_legacy(JSON.as_bytes(), &keys.legacy))
                 .decode_utf8()
@@ -832,13 +839,13 @@ mod tests {
             let mut forged = genuine.clone();
             forged[i as usize] ^= 0x20; // first block: the second one garbles
             let text = base64::engine::general_purpose::STANDARD.encode(&forged);
-            let client = IpAddr::from([198, 51, 100, i]);
+            let client = std::net::IpAddr::from([198, 51, 100, i]);
             let uri = format!(
                 "/v2/b?sso-token={}",
                 percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
             );
             statuses.push(
-                match s.verify(&req(&uri, None), &store, client, NOW_MS).await {
+                match counted(&ctx, &req(&uri, None), &store, client).await {
                     Err(AuthError::Rejected(_)) => 401,
                     Err(AuthError::Throttled(_)) => 429,
                     other => panic!("{other:?}"),
