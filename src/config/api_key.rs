@@ -157,15 +157,3 @@ pub(super) fn compile(
         info_path: s.info_path.clone(),
     }
 }
-
-/// Routes that list `api-key` need a key to verify.
-pub(super) fn check_routes(c: &mut Checker, raw: &raw::RawConfig) {
-    for (i, r) in raw.route.iter().enumerate() {
-        if r.auth.iter().any(|a| a == "api-key") && raw.api_key.is_empty() {
-            c.err(
-                format!("route[{i}].auth"),
-                "api-key needs at least one [[api_key]]",
-            );
-        }
-    }
-}

@@ -464,10 +464,29 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         api_keys: api_key::compile(&mut c, &raw.api_keys, &raw.application, &raw.api_key),
         failures: compile_failures(&mut c, &raw.failures),
     };
-    api_key::check_routes(&mut c, &raw);
-    sso::check_routes(&mut c, &raw);
+    needs_configured(
+        &mut c,
+        &raw,
+        "api-key",
+        !raw.api_key.is_empty(),
+        "[[api_key]]",
+    );
+    needs_configured(
+        &mut c,
+        &raw,
+        "sso",
+        !raw.sso_company.is_empty(),
+        "[[sso_company]]",
+    );
+    needs_configured(
+        &mut c,
+        &raw,
+        "session",
+        !raw.business.is_empty(),
+        "[[business]]",
+    );
     timekit::check_routes(&mut c, &raw, &auth);
-    check_session_routes(&mut c, &raw, routes.as_ref(), &auth.sessions);
+    check_session_routes(&mut c, routes.as_ref(), &auth.sessions);
     if let Some(routes) = &routes {
         timekit::check_link_path(&mut c, routes, &auth);
     }
@@ -513,21 +532,24 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
     })
 }
 
-/// Route settings that depend on the businesses and the handshake path.
-fn check_session_routes(
-    c: &mut Checker,
-    raw: &RawConfig,
-    routes: Option<&RouteTable>,
-    sessions: &crate::auth::session::Sessions,
-) {
+/// Routes that list `scheme` need something configured to verify against.
+fn needs_configured(c: &mut Checker, raw: &RawConfig, scheme: &str, configured: bool, what: &str) {
     for (i, r) in raw.route.iter().enumerate() {
-        if r.auth.iter().any(|a| a == "session") && raw.business.is_empty() {
+        if !configured && r.auth.iter().any(|a| a == scheme) {
             c.err(
                 format!("route[{i}].auth"),
-                "session needs at least one [[business]]",
+                format!("{scheme} needs at least one {what}"),
             );
         }
     }
+}
+
+/// Routes at or over the session handshake path.
+fn check_session_routes(
+    c: &mut Checker,
+    routes: Option<&RouteTable>,
+    sessions: &crate::auth::session::Sessions,
+) {
     let (Some(routes), true) = (routes, sessions.enabled()) else {
         return;
     };

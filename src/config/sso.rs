@@ -194,15 +194,3 @@ fn company(
         cors_origins: super::cors_origins(c, &format!("{path}.cors_origins"), &r.cors_origins),
     })
 }
-
-/// Routes that list `sso` need a company to verify against.
-pub(super) fn check_routes(c: &mut Checker, raw: &raw::RawConfig) {
-    for (i, r) in raw.route.iter().enumerate() {
-        if r.auth.iter().any(|a| a == "sso") && raw.sso_company.is_empty() {
-            c.err(
-                format!("route[{i}].auth"),
-                "sso needs at least one [[sso_company]]",
-            );
-        }
-    }
-}
