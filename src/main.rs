@@ -279,10 +279,7 @@ fn new_key(
         }
     }
     let key = api_key::new_key();
-    let hash: String = api_key::key_hash(&key)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = scopegate::store::hex(&api_key::key_hash(&key));
     let list: Vec<String> = permissions
         .iter()
         .map(|p| format!("{:?}", p.trim()))

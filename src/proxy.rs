@@ -308,11 +308,11 @@ pub async fn prepare(
     }
 
     let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
+    let policy = &config.headers;
+    let trusted = policy.is_trusted(peer.ip());
     // The scheme the browser used: this connection's, or behind a trusted
     // proxy that terminates TLS, the one it forwards.
-    let forwarded_proto = config
-        .headers
-        .is_trusted(peer.ip())
+    let forwarded_proto = trusted
         .then(|| parts.headers.get("x-forwarded-proto"))
         .flatten()
         .and_then(|v| match v.as_bytes() {
@@ -380,8 +380,6 @@ pub async fn prepare(
         trace.cors = Some((origin.clone(), cors.clone()));
     }
 
-    let policy = &config.headers;
-    let trusted = policy.is_trusted(peer.ip());
     let stripped = policy.strip_request(&mut parts.headers, trusted);
     if !stripped.names.is_empty() {
         tracing::debug!(removed = ?stripped.names, "stripped client headers");

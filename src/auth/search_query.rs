@@ -89,6 +89,15 @@ pub struct Param<'q> {
     pub value: Cow<'q, str>,
 }
 
+/// The decoded values of every parameter named exactly `name`.
+pub fn values(query: &str, name: &str) -> Vec<String> {
+    params(query)
+        .into_iter()
+        .filter(|p| p.name == name)
+        .map(|p| p.value.into_owned())
+        .collect()
+}
+
 /// Splits a raw query into parameters (empty segments skipped).
 pub fn params(query: &str) -> Vec<Param<'_>> {
     query

@@ -24,7 +24,7 @@ use super::{search_query as q, AuthError, Principal, Rejection, Scheme, ScopeVal
 use crate::{
     body::ResponseBody,
     error::GateError,
-    store::{self, hex, SessionRecord, Store, StoreError},
+    store::{self, hex, unhex, SessionRecord, Store, StoreError},
 };
 
 /// Prefix of every token, as the vendor issues them.
@@ -132,22 +132,6 @@ pub fn handshake_query(b: &Business, timestamp: &str) -> String {
         .finish()
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 128 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            let pair = s.get(i..i + 2)?;
-            if !pair.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            u8::from_str_radix(pair, 16).ok()
-        })
-        .collect()
-}
-
 /// Unix milliseconds of a timestamp in seconds, milliseconds, or seconds
 /// with a fraction (`1700000000`, `1700000000123`, `1700000000.5`).
 pub fn parse_timestamp(t: &str) -> Option<u64> {
@@ -203,7 +187,7 @@ fn token_key(token: &str) -> store::Key {
 }
 
 /// The bearer token of `Authorization`, when there is exactly one such header.
-fn bearer(parts: &Parts) -> Option<&str> {
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
     let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
     let (Some(v), None) = (values.next(), values.next()) else {
         return None;
@@ -214,12 +198,8 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 fn query_token(parts: &Parts) -> Option<String> {
-    let query = parts.uri.query()?;
-    let mut found = q::params(query)
-        .into_iter()
-        .filter(|p| p.name == "sessionToken");
-    let first = found.next()?;
-    found.next().is_none().then(|| first.value.into_owned())
+    let mut found = q::values(parts.uri.query()?, "sessionToken");
+    (found.len() == 1).then(|| found.remove(0))
 }
 
 /// Whether a session credential is present (a bearer header, or the query

@@ -7,14 +7,7 @@ use super::{raw, rfc3339, Checker};
 use crate::auth::api_key::{key_hash, ApiKey, ApiKeys, Application, Permission};
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    crate::store::unhex(s)?.try_into().ok()
 }
 
 fn param_name(c: &mut Checker, path: &str, v: &str) {

@@ -153,20 +153,12 @@ impl ApiKeys {
         !self.by_hash.is_empty()
     }
 
-    fn query_values(query: &str, name: &str) -> Vec<String> {
-        q::params(query)
-            .into_iter()
-            .filter(|p| p.name == name)
-            .map(|p| p.value.into_owned())
-            .collect()
-    }
-
     /// The (apiKey, secretKey) pair from its one place. `Ok(None)`: neither.
     fn credentials(&self, parts: &Parts) -> Result<Option<(String, String)>, AuthError> {
         let query = parts.uri.query().unwrap_or("");
         let in_query = (
-            Self::query_values(query, &self.api_key_param),
-            Self::query_values(query, &self.secret_key_param),
+            q::values(query, &self.api_key_param),
+            q::values(query, &self.secret_key_param),
         );
         let header = |name: &HeaderName| -> Vec<String> {
             parts

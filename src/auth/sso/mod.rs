@@ -174,12 +174,7 @@ impl Sso {
     fn token(&self, parts: &Parts) -> Result<Option<String>, AuthError> {
         let mut found: Vec<String> = Vec::new();
         if let Some(query) = parts.uri.query() {
-            found.extend(
-                q::params(query)
-                    .into_iter()
-                    .filter(|p| p.name == self.param)
-                    .map(|p| p.value.into_owned()),
-            );
+            found.extend(q::values(query, &self.param));
         }
         // Headers and cookies are URL-decoded once here, as the query's
         // parameter was by the query parser.
@@ -208,12 +203,7 @@ impl Sso {
     fn pinned(&self, parts: &Parts) -> Result<Option<&Company>, AuthError> {
         let mut named: Vec<String> = Vec::new();
         if let (Some(p), Some(query)) = (&self.company_param, parts.uri.query()) {
-            named.extend(
-                q::params(query)
-                    .into_iter()
-                    .filter(|x| x.name == *p)
-                    .map(|x| x.value.into_owned()),
-            );
+            named.extend(q::values(query, p));
         }
         if let Some(h) = &self.company_header {
             for v in parts.headers.get_all(h) {
@@ -240,16 +230,9 @@ impl Sso {
                 let first = all.next()?;
                 all.next().is_none().then_some(first)
             }
-            Handout::Header(_) => {
-                let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
-                let (Some(v), None) = (values.next(), values.next()) else {
-                    return None;
-                };
-                let (scheme, token) = v.to_str().ok()?.split_once(' ')?;
-                let token = token.trim();
-                (scheme.eq_ignore_ascii_case("bearer") && token.starts_with(SESSION_PREFIX))
-                    .then(|| token.to_string())
-            }
+            Handout::Header(_) => super::session::bearer(parts)
+                .filter(|t| t.starts_with(SESSION_PREFIX))
+                .map(str::to_string),
         }
     }
 
