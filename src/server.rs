@@ -206,7 +206,7 @@ impl Running {
                 if new.limits != old.limits {
                     restart.push("limits");
                 }
-                if format!("{:?}", new.store) != format!("{:?}", old.store) {
+                if new.store != old.store {
                     restart.push("store");
                 }
                 let min = |c: &Config| c.tls.as_ref().map(|t| t.min_version);

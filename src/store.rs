@@ -110,7 +110,7 @@ pub struct Found {
 }
 
 /// How the store is built (from `[store]`).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreSettings {
     Memory {
         max_marks: u64,
