@@ -6,6 +6,11 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand, ValueEnum};
 use scopegate::{clock::Clock, config::LogFormat, Config};
 
+/// mimalloc: per-thread free lists instead of glibc's arenas; a proxied
+/// request makes a few dozen small allocations (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "scopegate",
@@ -590,14 +595,17 @@ fn run(path: &std::path::Path, log_format: Option<Format>, workers: Option<u16>)
 /// A tokio runtime: every core (or `workers` threads) for `run`, one thread
 /// for one-shot commands.
 fn runtime(multi_thread: bool, workers: Option<u16>) -> Result<tokio::runtime::Runtime, ExitCode> {
-    let mut builder = if multi_thread {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if let Some(n) = workers {
-            b.worker_threads(usize::from(n));
+    let mut builder = match (multi_thread, workers) {
+        // One worker: the current-thread scheduler, so a request, its
+        // upstream connection and the timers never cross threads.
+        (false, _) | (true, Some(1)) => tokio::runtime::Builder::new_current_thread(),
+        (true, n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = n {
+                b.worker_threads(usize::from(n));
+            }
+            b
         }
-        b
-    } else {
-        tokio::runtime::Builder::new_current_thread()
     };
     builder.enable_all().build().map_err(|e| {
         eprintln!("error: cannot start the runtime: {e}");

@@ -1158,10 +1158,11 @@ fn a_syntax_error_does_not_quote_the_line() {
     assert!(!out.stderr.contains("TOPSECRET"), "{}", out.stderr);
 }
 
-/// `run --workers 1` serves on one worker thread (beside the main one), for
-/// comparisons at equal resources; it still serves.
+/// `run --workers 1` serves everything on the main thread (the
+/// current-thread scheduler), for comparisons at equal resources; it still
+/// serves, and `--workers 2` runs two worker threads beside the main one.
 #[tokio::test]
-async fn run_with_one_worker_uses_one_worker_thread() {
+async fn run_with_one_worker_uses_one_thread() {
     let up = Upstream::start(Behavior::Ok).await;
     let proc = Proc::launch(
         &config(up.addr, PUBLIC_ROUTES),
@@ -1171,17 +1172,30 @@ async fn run_with_one_worker_uses_one_worker_thread() {
         },
     )
     .await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", proc.pid())).unwrap();
-    let threads: u32 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(threads, 2, "main + one worker");
+    let threads = |pid: u32| -> u32 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
     let r = get(&format!("http://{}/open", proc.addr)).await;
     assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(threads(proc.pid()), 1, "everything on the main thread");
+    let two = Proc::launch(
+        &config(up.addr, PUBLIC_ROUTES),
+        Launch {
+            args: &["--workers", "2"],
+            ..Launch::default()
+        },
+    )
+    .await;
+    let r = get(&format!("http://{}/open", two.addr)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(threads(two.pid()), 3, "main + two workers");
     let out = run_to_end(&["run", "--config", "x.toml", "--workers", "0"], &[]);
     assert_eq!(out.status.code(), Some(2));
 }
