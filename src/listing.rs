@@ -37,7 +37,7 @@ pub fn take_include(parts: &mut Parts, forward: bool) -> bool {
     let params = q::params(query);
     let asked = params
         .iter()
-        .any(|p| is_include(p) && p.value.split(',').any(is_links));
+        .any(|p| is_include(p) && p.value().split(',').any(is_links));
     if !asked || forward {
         return asked;
     }
@@ -45,13 +45,14 @@ pub fn take_include(parts: &mut Parts, forward: bool) -> bool {
     let mut any = false;
     for p in &params {
         if is_include(p) {
-            let rest: Vec<&str> = p.value.split(',').filter(|v| !is_links(v)).collect();
+            let value = p.value();
+            let rest: Vec<&str> = value.split(',').filter(|v| !is_links(v)).collect();
             if rest.iter().all(|v| v.trim().is_empty()) {
                 continue;
             }
             out.append_pair("include", &rest.join(","));
         } else {
-            out.append_pair(&p.name, &p.value);
+            out.append_pair(&p.name, &p.value());
         }
         any = true;
     }

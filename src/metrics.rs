@@ -11,7 +11,7 @@ use std::sync::{
 };
 
 use prometheus_client::{
-    encoding::{text::encode, EncodeLabelSet},
+    encoding::{text::encode, EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{
         counter::Counter,
         family::Family,
@@ -22,45 +22,95 @@ use prometheus_client::{
     registry::Registry,
 };
 
+/// A label value: a name fixed in the code, or one from the configuration
+/// (route, upstream) shared with it, so counting a request allocates nothing.
+/// Equal by content, whichever form it has.
+#[derive(Clone, Debug)]
+pub enum Label {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Label {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Label::Static(s) => s,
+            Label::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Label {}
+
+impl std::hash::Hash for Label {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl From<&'static str> for Label {
+    fn from(s: &'static str) -> Self {
+        Label::Static(s)
+    }
+}
+
+impl From<Arc<str>> for Label {
+    fn from(s: Arc<str>) -> Self {
+        Label::Shared(s)
+    }
+}
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The matched route, or `-`.
-    pub route: String,
+    pub route: Label,
     /// The scheme that decided (`signed-search`, ..., `public`), or `-`.
-    pub scheme: String,
+    pub scheme: Label,
     /// `forwarded`, `answered`, or the error code (`unauthorized`, ...).
-    pub outcome: String,
+    pub outcome: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SchemeLabels {
-    pub scheme: String,
+    pub scheme: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabels {
-    pub upstream: String,
+    pub upstream: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamErrorLabels {
-    pub upstream: String,
+    pub upstream: Label,
     /// `unavailable`, `timeout`, `connect_timeout`, `protocol`.
-    pub kind: String,
+    pub kind: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StoreLabels {
     /// `claim_once`, `release`, `session_put`, `session_touch`, ...
-    pub op: String,
+    pub op: Label,
     /// `ok` or `error`.
-    pub result: String,
+    pub result: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     /// `ok` or `error`.
-    pub result: String,
+    pub result: Label,
 }
 
 /// Every metric scopegate exports.
@@ -187,17 +237,17 @@ impl Metrics {
         out
     }
 
-    pub fn request(&self, route: &str, scheme: &str, outcome: &str) {
+    pub fn request(&self, route: Label, scheme: &'static str, outcome: &'static str) {
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.into(),
+                route,
                 scheme: scheme.into(),
                 outcome: outcome.into(),
             })
             .inc();
     }
 
-    pub fn store_operation(&self, op: &str, ok: bool) {
+    pub fn store_operation(&self, op: &'static str, ok: bool) {
         self.store_operations
             .get_or_create(&StoreLabels {
                 op: op.into(),

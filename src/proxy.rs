@@ -38,7 +38,7 @@ pub struct Trace {
     /// How long verifying the credential took.
     pub verify: Option<std::time::Duration>,
     /// The upstream asked, and how long its response head took.
-    pub upstream: Option<(Box<str>, std::time::Duration)>,
+    pub upstream: Option<(Arc<str>, std::time::Duration)>,
     /// scopegate answered itself (handshake, apikeyinfo).
     pub answered: bool,
     /// Who the request proved to be, in the access record's form.
@@ -206,10 +206,14 @@ impl Proxy {
 
 impl Proxy {
     /// The request's metrics, from its trace.
-    fn record(&self, trace: &Trace, outcome: &str) {
+    fn record(&self, trace: &Trace, outcome: &'static str) {
         let m = &self.metrics;
         let scheme = trace.scheme.unwrap_or("-");
-        m.request(trace.route.as_deref().unwrap_or("-"), scheme, outcome);
+        let route = match &trace.route {
+            Some(r) => crate::metrics::Label::Shared(Arc::clone(r)),
+            None => crate::metrics::Label::Static("-"),
+        };
+        m.request(route, scheme, outcome);
         if let (Some(d), Some(s)) = (trace.verify, trace.scheme) {
             m.verify_seconds
                 .get_or_create(&crate::metrics::SchemeLabels { scheme: s.into() })
@@ -218,7 +222,7 @@ impl Proxy {
         if let Some((name, d)) = &trace.upstream {
             m.upstream_seconds
                 .get_or_create(&crate::metrics::UpstreamLabels {
-                    upstream: name.to_string(),
+                    upstream: Arc::clone(name).into(),
                 })
                 .observe(d.as_secs_f64());
             let kind = match outcome {
@@ -230,7 +234,7 @@ impl Proxy {
             if let Some(kind) = kind {
                 m.upstream_errors
                     .get_or_create(&crate::metrics::UpstreamErrorLabels {
-                        upstream: name.to_string(),
+                        upstream: Arc::clone(name).into(),
                         kind: kind.into(),
                     })
                     .inc();
@@ -405,7 +409,10 @@ pub async fn prepare(
         Err(_) => None,
     };
     if let Ok(p) = &verified {
-        trace.who = Who::of(p);
+        // Only the access record reads it (a hash of the subject).
+        if tracing::enabled!(target: "scopegate::access", tracing::Level::INFO) {
+            trace.who = Who::of(p);
+        }
         // The page's origin must be one the credential's own app allows.
         if let Some((origin, cors)) = &trace.cors {
             if !credential_allows(config, p, cors, origin.to_str().unwrap_or("")) {

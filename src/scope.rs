@@ -216,9 +216,15 @@ impl HeaderPolicy {
     /// Removes every spelling of `name` (any case, `_` for `-`), before
     /// scopegate sets that header itself.
     pub fn remove_spellings(headers: &mut HeaderMap, name: &HeaderName) {
+        Self::remove_spellings_of(headers, &[name.as_str()]);
+    }
+
+    /// [`Self::remove_spellings`] for several names, in one pass over the
+    /// headers (no allocation when none is present).
+    pub fn remove_spellings_of(headers: &mut HeaderMap, names: &[&str]) {
         let doomed: Vec<HeaderName> = headers
             .keys()
-            .filter(|k| canon_eq(k.as_str(), name.as_str()))
+            .filter(|k| names.iter().any(|n| canon_eq(k.as_str(), n)))
             .cloned()
             .collect();
         for k in &doomed {
@@ -240,6 +246,10 @@ impl HeaderPolicy {
                     HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok()
                 }));
             }
+        }
+        // Usually there is none: one look at each name before any removal.
+        if doomed.is_empty() && !headers.keys().any(|k| HOP_BY_HOP.contains(&k.as_str())) {
+            return;
         }
         doomed.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
         for name in &doomed {

@@ -35,7 +35,7 @@ use crate::{
 
 /// One configured backend.
 pub struct Upstream {
-    pub name: Box<str>,
+    pub name: Arc<str>,
     /// `https` (TLS) or `http`.
     https: bool,
     authority: Authority,

@@ -54,7 +54,7 @@ fn extract(query: &str) -> Result<(Option<String>, Option<String>), q::QueryErro
         if p.name != folded {
             return Err(q::QueryError::LookalikeName);
         }
-        if slot.replace(p.value.into_owned()).is_some() {
+        if slot.replace(p.value().into_owned()).is_some() {
             return Err(q::QueryError::Repeated);
         }
     }

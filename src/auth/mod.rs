@@ -271,7 +271,15 @@ const CREDENTIAL_PARAMS: &[&str] = &[
 
 /// A parameter name as [`carries_credential`] compares it: folded, no `_`.
 pub(crate) fn squash(name: &str) -> String {
-    search_query::fold(name).replace('_', "")
+    // `fold` without its `_`s: what is left is the name's ASCII letters and
+    // digits, lower-cased, up to a NUL.
+    name.split('\0')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// Whether a raw `&`-separated parameter carries a credential in a spelling
@@ -302,14 +310,14 @@ fn carries_credential(raw: &str, extra: &[String]) -> bool {
 /// The configured names of the SSO token and API key parameters count as
 /// credentials too.
 pub fn strip_credentials(parts: &mut Parts, ctx: &AuthContext) {
+    let Some(query) = parts.uri.query() else {
+        return;
+    };
     let extra = [
         squash(&ctx.sso.param),
         squash(&ctx.api_keys.api_key_param),
         squash(&ctx.api_keys.secret_key_param),
     ];
-    let Some(query) = parts.uri.query() else {
-        return;
-    };
     let all = search_query::params(query);
     let kept: Vec<&str> = all
         .iter()

@@ -82,11 +82,37 @@ pub enum BindError {
     FieldNotAllowed,
 }
 
-/// One raw `&`-separated parameter and its decoded name and value.
+/// One raw `&`-separated parameter and its decoded name; the value is
+/// decoded when asked for (most readers only look at names, and a token
+/// value is the longest part of a query).
 pub struct Param<'q> {
     pub raw: &'q str,
     pub name: Cow<'q, str>,
-    pub value: Cow<'q, str>,
+    raw_value: &'q str,
+}
+
+impl<'q> Param<'q> {
+    /// The decoded value (`+` as space, `%XX` escapes, invalid UTF-8 as U+FFFD).
+    pub fn value(&self) -> Cow<'q, str> {
+        decode(self.raw_value)
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name or value, as
+/// `form_urlencoded::parse` does it; borrowed when there is nothing to decode.
+fn decode(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'+' || b == b'%') {
+        return Cow::Borrowed(s);
+    }
+    let spaced: Vec<u8> = s
+        .bytes()
+        .map(|b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    match String::from_utf8(bytes) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
 }
 
 /// The decoded values of every parameter named exactly `name`.
@@ -94,7 +120,7 @@ pub fn values(query: &str, name: &str) -> Vec<String> {
     params(query)
         .into_iter()
         .filter(|p| p.name == name)
-        .map(|p| p.value.into_owned())
+        .map(|p| p.value().into_owned())
         .collect()
 }
 
@@ -104,10 +130,12 @@ pub fn params(query: &str) -> Vec<Param<'_>> {
         .split('&')
         .filter(|s| !s.is_empty())
         .map(|raw| {
-            let (name, value) = form_urlencoded::parse(raw.as_bytes())
-                .next()
-                .unwrap_or((Cow::Borrowed(""), Cow::Borrowed("")));
-            Param { raw, name, value }
+            let (name, raw_value) = raw.split_once('=').unwrap_or((raw, ""));
+            Param {
+                raw,
+                name: decode(name),
+                raw_value,
+            }
         })
         .collect()
 }
@@ -122,17 +150,20 @@ fn hides_parameter(raw: &str) -> bool {
 /// dropped, lower case, every other non-alphanumeric as `_`, outer `_` trimmed.
 pub fn fold(name: &str) -> String {
     let name = name.split('\0').next().unwrap_or("").trim_start();
-    let mapped: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    mapped.trim_matches('_').to_string()
+    let mut mapped = String::with_capacity(name.len());
+    mapped.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '_'
+        }
+    }));
+    // The outer `_`s go in place (all ASCII, so byte offsets are char ones).
+    let end = mapped.trim_end_matches('_').len();
+    mapped.truncate(end);
+    let start = mapped.len() - mapped.trim_start_matches('_').len();
+    mapped.drain(..start);
+    mapped
 }
 
 /// The checks every parameter of a credential-bearing query passes: no
@@ -144,7 +175,7 @@ pub fn check_param(p: &Param<'_>) -> Result<(), QueryError> {
     if !escapes_well_formed(p.raw) {
         return Err(QueryError::BadEscape);
     }
-    if p.value.chars().any(char::is_control) {
+    if p.value().chars().any(char::is_control) {
         return Err(QueryError::ControlChar);
     }
     Ok(())
@@ -201,9 +232,9 @@ pub fn extract(query: &str) -> Result<(String, Option<String>), QueryError> {
         }
         match &*p.name {
             "search" if search.is_some() => return Err(QueryError::SearchCount),
-            "search" => search = Some(p.value.into_owned()),
+            "search" => search = Some(p.value().into_owned()),
             "signed_search" if signed.is_some() => return Err(QueryError::SignedSearchCount),
-            "signed_search" => signed = Some(p.value.into_owned()),
+            "signed_search" => signed = Some(p.value().into_owned()),
             n if n.starts_with("search[") || n.starts_with("signed_search[") => {
                 return Err(QueryError::ArrayName)
             }
@@ -297,7 +328,7 @@ pub fn canonical(query: &str, names: &[&str]) -> Option<String> {
     let mut out = form_urlencoded::Serializer::new(String::new());
     let mut any = false;
     for p in params(query).iter().filter(|p| !names.contains(&&*p.name)) {
-        out.append_pair(&p.name, &p.value);
+        out.append_pair(&p.name, &p.value());
         any = true;
     }
     any.then(|| out.finish())

@@ -314,7 +314,7 @@ fn handshake_params(query: &str) -> Result<(String, String, String), GateError> 
             "signature" => &mut sig,
             _ => continue,
         };
-        if slot.replace(p.value.into_owned()).is_some() {
+        if slot.replace(p.value().into_owned()).is_some() {
             return Err(GateError::BadQuery(q::QueryError::Repeated));
         }
     }

@@ -322,16 +322,15 @@ impl ApiKeys {
     /// Removes the key headers, in every spelling (the vendor's names and
     /// the configured ones), from headers going upstream.
     pub fn strip(&self, headers: &mut http::HeaderMap) {
-        use crate::scope::HeaderPolicy;
-        for name in [
-            HeaderName::from_static("x-bookeo-apikey"),
-            HeaderName::from_static("x-bookeo-secretkey"),
-        ]
-        .iter()
-        .chain([&self.api_key_header, &self.secret_key_header])
-        {
-            HeaderPolicy::remove_spellings(headers, name);
-        }
+        crate::scope::HeaderPolicy::remove_spellings_of(
+            headers,
+            &[
+                "x-bookeo-apikey",
+                "x-bookeo-secretkey",
+                self.api_key_header.as_str(),
+                self.secret_key_header.as_str(),
+            ],
+        );
     }
 }
 

@@ -419,24 +419,32 @@ impl Sso {
     /// The session's carriers are stripped likewise, whichever handout is
     /// configured (a session token echoed in another carrier is no less one).
     pub fn strip(&self, headers: &mut HeaderMap) {
-        use crate::scope::HeaderPolicy;
-        let mut header_names = vec![
-            HeaderName::from_static("x-sso-token"),
-            HeaderName::from_static("x-sso-session"),
-        ];
-        header_names.extend(self.header.clone());
+        let handout = self.session.as_ref().map(|s| &s.handout);
+        let handout_header = match handout {
+            Some(Handout::Header(h)) => h.as_str(),
+            _ => "x-sso-token",
+        };
+        crate::scope::HeaderPolicy::remove_spellings_of(
+            headers,
+            &[
+                "x-sso-token",
+                "x-sso-session",
+                self.header
+                    .as_ref()
+                    .map_or("x-sso-token", HeaderName::as_str),
+                handout_header,
+            ],
+        );
+        if !headers.contains_key(header::COOKIE) {
+            return;
+        }
         let mut names: Vec<String> = vec![
             super::squash(DEFAULT_COOKIE),
             super::squash(DEFAULT_SESSION_COOKIE),
         ];
         names.extend(self.cookie.as_deref().map(super::squash));
-        match self.session.as_ref().map(|s| &s.handout) {
-            Some(Handout::Cookie { name, .. }) => names.push(super::squash(name)),
-            Some(Handout::Header(h)) => header_names.push(h.clone()),
-            None => {}
-        }
-        for h in &header_names {
-            HeaderPolicy::remove_spellings(headers, h);
+        if let Some(Handout::Cookie { name, .. }) = handout {
+            names.push(super::squash(name));
         }
         remove_cookies(headers, &names);
     }
