@@ -865,7 +865,12 @@ fn request_id(headers: &HeaderMap, name: &http::HeaderName) -> HeaderValue {
         }
     }
     let id: u128 = rand::random();
-    HeaderValue::from_str(&format!("{id:032x}")).expect("hex is a valid header value")
+    let mut hex = [0u8; 32];
+    for (i, b) in hex.iter_mut().enumerate() {
+        let nibble = (id >> (124 - 4 * i)) & 0xf;
+        *b = b"0123456789abcdef"[nibble as usize];
+    }
+    HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
 }
 
 #[cfg(test)]

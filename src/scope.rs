@@ -43,6 +43,30 @@ fn canon_starts_with(name: &str, prefix: &str) -> bool {
             .all(|(n, p)| n == p || (n == b'_' && p == b'-'))
 }
 
+/// An address as text, IPv4 without the formatting machinery (it is written
+/// on every forwarded request).
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if octet >= 100 {
+                    s.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    s.push(char::from(b'0' + octet / 10 % 10));
+                }
+                s.push(char::from(b'0' + octet % 10));
+            }
+            s
+        }
+        IpAddr::V6(_) => ip.to_string(),
+    }
+}
+
 fn canon_eq(name: &str, other: &str) -> bool {
     name.len() == other.len() && canon_starts_with(name, other)
 }
@@ -239,19 +263,20 @@ impl HeaderPolicy {
 
     /// Removes hop-by-hop and `Connection`-named headers from an upstream response.
     pub fn strip_response(headers: &mut HeaderMap) {
-        let mut doomed: Vec<HeaderName> = Vec::new();
+        let mut listed: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(header::CONNECTION) {
             if let Ok(list) = value.to_str() {
-                doomed.extend(list.split(',').filter_map(|t| {
+                listed.extend(list.split(',').filter_map(|t| {
                     HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok()
                 }));
             }
         }
-        // Usually there is none: one look at each name before any removal.
-        if doomed.is_empty() && !headers.keys().any(|k| HOP_BY_HOP.contains(&k.as_str())) {
-            return;
-        }
-        doomed.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
+        // Only the names present are removed: one look at each.
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| HOP_BY_HOP.contains(&k.as_str()) || listed.contains(k))
+            .cloned()
+            .collect();
         for name in &doomed {
             headers.remove(name);
         }
@@ -270,7 +295,7 @@ impl HeaderPolicy {
         const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
         const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
         const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-        let peer_s = peer.to_string();
+        let peer_s = ip_text(peer);
         let xff = match headers
             .get_all(&XFF)
             .iter()
@@ -351,6 +376,25 @@ impl HeaderPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "9.99.199.250",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        for n in 0..=255u8 {
+            let ip = IpAddr::from([n, n / 2, 255 - n, n / 10]);
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 
     fn policy() -> HeaderPolicy {
         HeaderPolicy::new(
