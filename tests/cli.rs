@@ -1171,15 +1171,14 @@ async fn run_with_one_worker_uses_one_worker_thread() {
         },
     )
     .await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", proc.pid())).unwrap();
-    let threads: u32 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
+    // Every thread but the log writer (which only writes stderr).
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", proc.pid()))
         .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(threads, 2, "main + one worker");
+        .map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap())
+        .map(|name| name.trim().to_string())
+        .filter(|name| name != "scopegate-log")
+        .collect();
+    assert_eq!(threads.len(), 2, "main + one worker: {threads:?}");
     let r = get(&format!("http://{}/open", proc.addr)).await;
     assert_eq!(r.status, StatusCode::OK);
     let out = run_to_end(&["run", "--config", "x.toml", "--workers", "0"], &[]);
