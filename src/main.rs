@@ -567,7 +567,7 @@ fn run(path: &std::path::Path, log_format: Option<Format>, workers: Option<u16>)
         Some(Format::Human) => LogFormat::Human,
         None => config.log.format,
     };
-    scopegate::telemetry::init(format, &config.log.level);
+    let _log = scopegate::telemetry::init(format, &config.log.level);
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

@@ -580,6 +580,21 @@ impl Store {
             Backend::Redis(r) => r.run(redis::cmd("INCR").arg(r.gen(business))).await,
         }
     }
+
+    /// The Redis connection, key prefix and operation deadline, for counts
+    /// kept beside the store (shared failure counters); `None` for the
+    /// embedded store.
+    pub(crate) fn redis(&self) -> Option<(redis::aio::ConnectionManager, &str, Duration)> {
+        match &self.backend {
+            Backend::Redis(r) => Some((r.conn.clone(), r.prefix.as_str(), r.timeout)),
+            _ => None,
+        }
+    }
+
+    /// The metrics of the running scopegate this store serves, once attached.
+    pub(crate) fn metrics(&self) -> Option<&std::sync::Arc<crate::metrics::Metrics>> {
+        self.metrics.get()
+    }
 }
 
 impl Memory {

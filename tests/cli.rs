@@ -1172,19 +1172,19 @@ async fn run_with_one_worker_uses_one_thread() {
         },
     )
     .await;
-    let threads = |pid: u32| -> u32 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
+    // Every thread but the log writer (which only writes stderr).
+    let threads = |pid: u32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
             .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+            .map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap())
+            .map(|name| name.trim().to_string())
+            .filter(|name| name != "scopegate-log")
+            .collect()
     };
     let r = get(&format!("http://{}/open", proc.addr)).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(threads(proc.pid()), 1, "everything on the main thread");
+    let one = threads(proc.pid());
+    assert_eq!(one.len(), 1, "everything on the main thread: {one:?}");
     let two = Proc::launch(
         &config(up.addr, PUBLIC_ROUTES),
         Launch {
@@ -1195,7 +1195,8 @@ async fn run_with_one_worker_uses_one_thread() {
     .await;
     let r = get(&format!("http://{}/open", two.addr)).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(threads(two.pid()), 3, "main + two workers");
+    let both = threads(two.pid());
+    assert_eq!(both.len(), 3, "main + two workers: {both:?}");
     let out = run_to_end(&["run", "--config", "x.toml", "--workers", "0"], &[]);
     assert_eq!(out.status.code(), Some(2));
 }

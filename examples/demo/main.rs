@@ -69,7 +69,7 @@ const BACKEND_DRAIN: Duration = Duration::from_secs(5);
 async fn main() -> ExitCode {
     let args = Args::parse();
     if args.backend_only {
-        scopegate::telemetry::init(LogFormat::Human, "info");
+        let _log = scopegate::telemetry::init(LogFormat::Human, "info");
         return backend_only(args.listen).await;
     }
 
@@ -86,7 +86,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    scopegate::telemetry::init(config.log.format, &config.log.level);
+    let _log = scopegate::telemetry::init(config.log.format, &config.log.level);
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

@@ -379,7 +379,8 @@ pub async fn authenticate_with(
         return Ok(Principal::Anonymous);
     };
     // Failure limits: a client (or a credential family) past its limit is
-    // refused or slowed before anything is verified.
+    // refused or slowed before anything is verified. Deciding is local; only
+    // a failure may be counted in Redis (see `crate::limit`).
     let client = route
         .client
         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
@@ -391,7 +392,7 @@ pub async fn authenticate_with(
         _ => None,
     };
     if let Some(l) = &ctx.failures {
-        match l.admit(client, family) {
+        match l.admit(store, client, family) {
             crate::limit::Admission::Go => {}
             crate::limit::Admission::Refuse(after) => return Err(AuthError::Throttled(after)),
             crate::limit::Admission::Wait(d) => tokio::time::sleep(d).await,
@@ -404,7 +405,7 @@ pub async fn authenticate_with(
     };
     if let (Err(AuthError::Rejected(r)), Some(l)) = (&result, &ctx.failures) {
         if r.is_probe() {
-            l.fail(client, family);
+            l.fail(store, client, family).await;
         }
     }
     result

@@ -455,14 +455,14 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
     let headers = compile_headers(&mut c, &raw.proxy);
     let upstreams = compile_upstreams(&mut c, &raw.upstream);
     let routes = compile_routes(&mut c, &raw.route, &raw.upstream);
-    let auth = AuthContext {
+    let mut auth = AuthContext {
         apps: timekit::compile_apps(&mut c, &raw.app),
         leeway: raw.signed_search.leeway.0.as_secs(),
         actions: timekit::compile_actions(&mut c, &raw.action_links, &raw.action),
         sessions: compile_sessions(&mut c, &raw.session, &raw.business),
         sso: sso::compile(&mut c, &raw.sso, &raw.sso_company),
         api_keys: api_key::compile(&mut c, &raw.api_keys, &raw.application, &raw.api_key),
-        failures: compile_failures(&mut c, &raw.failures),
+        failures: None,
     };
     needs_configured(
         &mut c,
@@ -491,6 +491,7 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         timekit::check_link_path(&mut c, routes, &auth);
     }
     let store = compile_store(&mut c, &raw.store);
+    auth.failures = compile_failures(&mut c, &raw.failures, &store);
     if matches!(store, crate::store::StoreSettings::Memory { .. })
         && auth.actions.actions.iter().any(|a| a.single_use)
     {
@@ -903,9 +904,21 @@ fn compile_upstream_url(
     Some((https, authority, base))
 }
 
-/// `[failures]`: what a client failing credentials too often gets.
-fn compile_failures(c: &mut Checker, f: &raw::RawFailures) -> Option<crate::limit::FailureLimiter> {
+/// `[failures]`: what a client failing credentials too often gets. Counts
+/// are shared through the store when it is Redis, unless `shared = false`.
+fn compile_failures(
+    c: &mut Checker,
+    f: &raw::RawFailures,
+    store: &crate::store::StoreSettings,
+) -> Option<crate::limit::FailureLimiter> {
     use crate::limit::{FailureLimiter, Penalty};
+    let redis = matches!(store, crate::store::StoreSettings::Redis { .. });
+    if f.shared == Some(true) && !redis {
+        c.err(
+            "failures.shared",
+            "needs store.backend = \"redis\" (counts are shared through the store)",
+        );
+    }
     (f.limit > 0).then(|| {
         let window = c.nonzero("failures.window", f.window.0);
         let penalty = match f.penalty.as_str() {
@@ -919,7 +932,7 @@ fn compile_failures(c: &mut Checker, f: &raw::RawFailures) -> Option<crate::limi
                 Penalty::Reject
             }
         };
-        FailureLimiter::new(f.limit, window, penalty)
+        FailureLimiter::new(f.limit, window, penalty, f.shared.unwrap_or(redis))
     })
 }
 

@@ -136,6 +136,9 @@ pub struct RawFailures {
     pub penalty: String,
     /// How long a client past the limit waits, with `penalty = "delay"`.
     pub delay: HumanDuration,
+    /// Count in the Redis store too, so replicas add up; default: when the
+    /// store is Redis.
+    pub shared: Option<bool>,
 }
 
 impl Default for RawFailures {
@@ -145,6 +148,7 @@ impl Default for RawFailures {
             window: HumanDuration::secs(60),
             penalty: "reject".into(),
             delay: HumanDuration::secs(2),
+            shared: None,
         }
     }
 }

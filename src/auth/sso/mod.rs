@@ -720,6 +720,7 @@ mod tests {
                 limit,
                 Duration::from_secs(60),
                 crate::limit::Penalty::Reject,
+                false,
             )),
             ..crate::auth::AuthContext::default()
         }
