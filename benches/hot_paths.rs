@@ -161,6 +161,33 @@ fn signed_search(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+
+    // The header rewrite of a forwarded request: client headers stripped,
+    // X-Forwarded-* and the scope headers of the proven customer written.
+    let principal = auth::authenticate(
+        &policy,
+        &route,
+        &mut parts.clone(),
+        &config.auth,
+        1_800_000_000,
+    )
+    .expect("a valid token");
+    let template = typical_headers();
+    let route_value = HeaderValue::from_static("bookings-list");
+    let peer: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    c.bench_function("scope/rewrite_signed_search", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |mut h| {
+                let policy = &config.headers;
+                policy.strip_request(&mut h, false);
+                policy.write_forwarding(&mut h, peer, false, "https", Some("api.example.com"));
+                policy.write_scope(&mut h, &principal, &route_value);
+                h
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
 }
 
 fn action_links(c: &mut Criterion) {

@@ -3,27 +3,57 @@
 //! The header may hold only `alg` (exactly `HS256`) and `typ` (`JWT`): every
 //! other member (`jwk`, `jku`, `x5u`, `x5c`, `kid`, `crit`, ...) is refused, so
 //! no token can choose its own key, algorithm or processing rules. The
-//! signature is checked by `jsonwebtoken` (constant-time MAC comparison) with
-//! each live key of the app named in the payload. Time claims are checked here
+//! signature is checked with each live key of the app named in the payload,
+//! by the `hmac` crate from a state keyed once at load (constant-time tag
+//! comparison); `jsonwebtoken` verifies the interop vectors and mints. Time claims are checked here
 //! against an injected clock: `exp`/`nbf`/`iat`, when present, must be JSON
 //! numbers (string-typed times are refused, not skipped).
 
 use std::collections::HashSet;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use hmac::{Hmac, Mac as _};
 use jsonwebtoken::{crypto, Algorithm, DecodingKey};
 use serde_json::{Map, Value};
+use sha2::Sha256;
 
 /// Longest token accepted; vendor tokens are a few hundred bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
 
 /// One signing key of an app.
 pub struct AppKey {
-    pub key: DecodingKey,
+    /// HMAC-SHA256 already keyed: verifying a token clones this state
+    /// instead of hashing the key again.
+    pub mac: Hmac<Sha256>,
     /// The same key, for minting tokens (`scopegate token`).
     pub secret: crate::secret::Secret,
     /// Unix seconds after which the key no longer verifies anything.
     pub not_after: Option<u64>,
+}
+
+impl AppKey {
+    pub fn new(secret: crate::secret::Secret, not_after: Option<u64>) -> Self {
+        let mac = Hmac::<Sha256>::new_from_slice(secret.expose())
+            .expect("HMAC takes a key of any length");
+        Self {
+            mac,
+            secret,
+            not_after,
+        }
+    }
+
+    /// Whether `signature` (base64url, no padding) is this key's HMAC of
+    /// `input`; the comparison is constant-time (`hmac`'s `verify_slice`).
+    fn signed(&self, input: &[u8], signature: &str) -> bool {
+        let mut tag = [0u8; 32];
+        match URL_SAFE_NO_PAD.decode_slice(signature, &mut tag) {
+            Ok(32) => {}
+            _ => return false,
+        }
+        let mut mac = self.mac.clone();
+        mac.update(input);
+        mac.verify_slice(&tag).is_ok()
+    }
 }
 
 /// Why a token failed. Only for logs: every cause gets the same 401.
@@ -204,15 +234,7 @@ fn signed_by(t: &Unverified<'_>, app: &AppPolicy<'_>, now: u64) -> bool {
     app.keys
         .iter()
         .filter(|k| k.not_after.is_none_or(|end| now <= end))
-        .any(|k| {
-            crypto::verify(
-                t.signature,
-                t.signing_input.as_bytes(),
-                &k.key,
-                Algorithm::HS256,
-            )
-            .unwrap_or(false)
-        })
+        .any(|k| k.signed(t.signing_input.as_bytes(), t.signature))
 }
 
 /// Time claims and revocations of an authentic token.
@@ -295,11 +317,7 @@ mod tests {
     }
 
     fn keys() -> Vec<AppKey> {
-        vec![AppKey {
-            key: DecodingKey::from_secret(KEY),
-            secret: crate::secret::Secret::new(KEY),
-            not_after: None,
-        }]
+        vec![AppKey::new(crate::secret::Secret::new(KEY), None)]
     }
 
     fn check(
@@ -432,11 +450,7 @@ mod tests {
     #[test]
     fn retired_keys_and_revocations_refuse() {
         let now = 1_800_000_000u64;
-        let retired = vec![AppKey {
-            key: DecodingKey::from_secret(KEY),
-            secret: crate::secret::Secret::new(KEY),
-            not_after: Some(now - 1),
-        }];
+        let retired = vec![AppKey::new(crate::secret::Secret::new(KEY), Some(now - 1))];
         let t = tok(json!({"app_slug": "my-app"}));
         assert_eq!(
             check(&t, now, &retired, None).unwrap_err(),

@@ -43,11 +43,7 @@ pub(super) fn compile_apps(c: &mut Checker, raw: &[raw::RawApp]) -> crate::auth:
                 .as_deref()
                 .and_then(|t| rfc3339(c, &format!("{kpath}.not_after"), t));
             if let Some(secret) = c.secret(&kpath, "key", &k.key, &k.key_env, &k.key_file) {
-                keys.push(AppKey {
-                    key: jsonwebtoken::DecodingKey::from_secret(secret.expose()),
-                    secret,
-                    not_after,
-                });
+                keys.push(AppKey::new(secret, not_after));
             }
         }
         let revoked_before = a
