@@ -26,10 +26,11 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
+use arc_swap::ArcSwap;
 use moka::{ops::compute::Op, sync::Cache, Expiry};
 
 /// A store key: the SHA-256 of a domain-separated credential identifier.
@@ -185,7 +186,9 @@ struct Memory {
     marks: Cache<Key, Duration>,
     max_marks: u64,
     sessions: Cache<Key, SessionRecord>,
-    generations: Mutex<HashMap<String, u64>>,
+    /// Read by every session use, written by revocations only: a map
+    /// replaced whole, so reads take no lock.
+    generations: ArcSwap<HashMap<String, u64>>,
 }
 
 struct Redis {
@@ -322,7 +325,7 @@ impl Store {
                     .eviction_policy(moka::policy::EvictionPolicy::lru())
                     .expire_after(PerEntry)
                     .build(),
-                generations: Mutex::new(HashMap::new()),
+                generations: ArcSwap::from_pointee(HashMap::new()),
             }),
         }
     }
@@ -569,13 +572,12 @@ impl Store {
     async fn revoke_business_op(&self, business: &str) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Memory(m) => {
-                let mut g = m
-                    .generations
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let n = g.entry(business.to_string()).or_insert(0);
-                *n += 1;
-                Ok(*n)
+                let before = m.generations.rcu(|g| {
+                    let mut g = HashMap::clone(g);
+                    *g.entry(business.to_string()).or_insert(0) += 1;
+                    Arc::new(g)
+                });
+                Ok(before.get(business).copied().unwrap_or(0) + 1)
             }
             Backend::Redis(r) => r.run(redis::cmd("INCR").arg(r.gen(business))).await,
         }
@@ -584,12 +586,7 @@ impl Store {
 
 impl Memory {
     fn generation(&self, business: &str) -> u64 {
-        self.generations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(business)
-            .copied()
-            .unwrap_or(0)
+        self.generations.load().get(business).copied().unwrap_or(0)
     }
 }
 
@@ -719,6 +716,25 @@ mod tests {
             }
         }
         assert_eq!(wins, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_revocations_each_make_a_generation() {
+        let s = std::sync::Arc::new(Store::memory(10, 10));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.revoke_business("biz").await.unwrap() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=16).collect::<Vec<u64>>());
+        assert_eq!(s.generation("biz").await, Ok(16));
+        assert_eq!(s.generation("other").await, Ok(0));
     }
 
     fn record(business: &str, now: u64) -> SessionRecord {
