@@ -6,12 +6,13 @@
 //!
 //! Two backends:
 //!
-//! - **memory** (default): `moka` caches in the process. Marks have a
+//! - **memory** (default): in the process. Marks are a `moka` cache with a
 //!   per-entry lifetime and **no** size-based eviction (an evicted mark would
 //!   let a single-use link be replayed): past `max_marks` new marks are
-//!   refused and the caller answers 503. Sessions are bounded by
-//!   `max_sessions` (evicting one only logs a client out) and expire after
-//!   their idle time.
+//!   refused and the caller answers 503. Sessions are a sharded table of
+//!   compact records (`store/sessions.rs`, about 120 bytes each), bounded by
+//!   `max_sessions` (when full, one of the least recently used is evicted:
+//!   that only logs a client out) and reclaimed after their idle time.
 //! - **redis**: shared by every replica. Marks are `SET NX PX`; a session is a
 //!   hash whose server-side TTL is its idle time, slid by each use in one Lua
 //!   script that also reads the business's revocation generation. The
@@ -26,11 +27,14 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use moka::{ops::compute::Op, sync::Cache, Expiry};
+use arc_swap::ArcSwap;
+use moka::{sync::Cache, Expiry};
+
+mod sessions;
 
 /// A store key: the SHA-256 of a domain-separated credential identifier.
 pub type Key = [u8; 32];
@@ -157,7 +161,7 @@ impl Default for StoreSettings {
     }
 }
 
-/// Entries live for the duration their value says.
+/// Marks live for the duration their value says.
 struct PerEntry;
 
 impl Expiry<Key, Duration> for PerEntry {
@@ -166,26 +170,13 @@ impl Expiry<Key, Duration> for PerEntry {
     }
 }
 
-impl Expiry<Key, SessionRecord> for PerEntry {
-    fn expire_after_create(&self, _: &Key, r: &SessionRecord, _: Instant) -> Option<Duration> {
-        Some(r.idle)
-    }
-    fn expire_after_update(
-        &self,
-        _: &Key,
-        r: &SessionRecord,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(r.idle)
-    }
-}
-
 struct Memory {
     marks: Cache<Key, Duration>,
     max_marks: u64,
-    sessions: Cache<Key, SessionRecord>,
-    generations: Mutex<HashMap<String, u64>>,
+    sessions: sessions::Sessions,
+    /// Read by every session use, written by revocations only: a map
+    /// replaced whole, so reads take no lock.
+    generations: ArcSwap<HashMap<String, u64>>,
 }
 
 struct Redis {
@@ -238,11 +229,6 @@ local gen = redis.call('GET', ARGV[2] .. v[1])
 v[9] = gen or '0'
 return v
 ";
-
-/// Whether a session has ended at `now_ms`: idle too long, or past its cap.
-fn ended(r: &SessionRecord, now_ms: u64) -> bool {
-    now_ms > r.expires_ms || now_ms.saturating_sub(r.last_used_ms) > r.idle.as_millis() as u64
-}
 
 impl Store {
     /// Attaches the metrics of a running scopegate (once).
@@ -314,15 +300,10 @@ impl Store {
             backend: Backend::Memory(Memory {
                 marks: Cache::builder().expire_after(PerEntry).build(),
                 max_marks,
-                // LRU, not moka's default TinyLFU admission: a full store must
-                // drop the least recently used session, never refuse the one a
-                // handshake just issued.
-                sessions: Cache::builder()
-                    .max_capacity(max_sessions)
-                    .eviction_policy(moka::policy::EvictionPolicy::lru())
-                    .expire_after(PerEntry)
-                    .build(),
-                generations: Mutex::new(HashMap::new()),
+                // A full store drops one of the least recently used sessions,
+                // never refuses the one a handshake just issued.
+                sessions: sessions::Sessions::new(max_sessions),
+                generations: ArcSwap::from_pointee(HashMap::new()),
             }),
         }
     }
@@ -419,7 +400,7 @@ impl Store {
     async fn session_put_op(&self, key: &Key, rec: &SessionRecord) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Memory(m) => {
-                m.sessions.insert(*key, rec.clone());
+                m.sessions.put(key, rec);
                 Ok(())
             }
             Backend::Redis(r) => {
@@ -461,26 +442,10 @@ impl Store {
     /// rest (revocation generation, key, business) on the returned record.
     async fn session_touch_op(&self, key: &Key, now_ms: u64) -> Result<Option<Found>, StoreError> {
         match &self.backend {
-            Backend::Memory(m) => {
-                let mut before = None;
-                m.sessions.entry(*key).and_compute_with(|e| match e {
-                    Some(e) => {
-                        let old = e.into_value();
-                        if ended(&old, now_ms) {
-                            return Op::Remove;
-                        }
-                        let mut new = old.clone();
-                        new.last_used_ms = new.last_used_ms.max(now_ms);
-                        before = Some(old);
-                        Op::Put(new)
-                    }
-                    None => Op::Nop,
-                });
-                Ok(before.map(|record| {
-                    let generation = m.generation(&record.business);
-                    Found { record, generation }
-                }))
-            }
+            Backend::Memory(m) => Ok(m.sessions.touch(key, now_ms).map(|record| {
+                let generation = m.generation(&record.business);
+                Found { record, generation }
+            })),
             Backend::Redis(r) => {
                 let script = redis::Script::new(TOUCH);
                 let (session, gens) = (r.session(key), format!("{}g:", r.prefix));
@@ -537,16 +502,9 @@ impl Store {
     /// Ends a session; `true` when there was one.
     async fn session_delete_op(&self, key: &Key) -> Result<bool, StoreError> {
         match &self.backend {
-            // Through the same per-key lock as `session_touch`, so a use in
+            // Under the same shard lock as `session_touch`, so a use in
             // flight cannot write the session back after it is removed.
-            Backend::Memory(m) => Ok(matches!(
-                m.sessions.entry(*key).and_compute_with(|e| if e.is_some() {
-                    Op::Remove
-                } else {
-                    Op::Nop
-                }),
-                moka::ops::compute::CompResult::Removed(_)
-            )),
+            Backend::Memory(m) => Ok(m.sessions.delete(key)),
             Backend::Redis(r) => {
                 let n: i64 = r.run(redis::cmd("DEL").arg(r.session(key))).await?;
                 Ok(n > 0)
@@ -569,13 +527,12 @@ impl Store {
     async fn revoke_business_op(&self, business: &str) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Memory(m) => {
-                let mut g = m
-                    .generations
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let n = g.entry(business.to_string()).or_insert(0);
-                *n += 1;
-                Ok(*n)
+                let before = m.generations.rcu(|g| {
+                    let mut g = HashMap::clone(g);
+                    *g.entry(business.to_string()).or_insert(0) += 1;
+                    Arc::new(g)
+                });
+                Ok(before.get(business).copied().unwrap_or(0) + 1)
             }
             Backend::Redis(r) => r.run(redis::cmd("INCR").arg(r.gen(business))).await,
         }
@@ -599,12 +556,7 @@ impl Store {
 
 impl Memory {
     fn generation(&self, business: &str) -> u64 {
-        self.generations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(business)
-            .copied()
-            .unwrap_or(0)
+        self.generations.load().get(business).copied().unwrap_or(0)
     }
 }
 
@@ -736,6 +688,25 @@ mod tests {
         assert_eq!(wins, 1);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_revocations_each_make_a_generation() {
+        let s = std::sync::Arc::new(Store::memory(10, 10));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.revoke_business("biz").await.unwrap() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=16).collect::<Vec<u64>>());
+        assert_eq!(s.generation("biz").await, Ok(16));
+        assert_eq!(s.generation("other").await, Ok(0));
+    }
+
     fn record(business: &str, now: u64) -> SessionRecord {
         SessionRecord {
             business: business.into(),
@@ -755,9 +726,6 @@ mod tests {
         let k = |i: u32| key("s", &[&i.to_be_bytes()]);
         for i in 0..150 {
             s.session_put(&k(i), &record("biz", 1)).await.unwrap();
-            if let Backend::Memory(m) = &s.backend {
-                m.sessions.run_pending_tasks();
-            }
         }
         for i in 140..150 {
             assert!(
