@@ -577,4 +577,137 @@ mod tests {
             }
         }
     }
+
+    mod ip_text_properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use std::net::{Ipv4Addr, Ipv6Addr};
+
+        /// IPv6 groups drawn so that runs of zeros (`::`), IPv4-mapped and
+        /// IPv4-compatible forms come up, not only dense addresses.
+        fn v6() -> impl Strategy<Value = Ipv6Addr> {
+            let group = prop_oneof![Just(0u16), Just(0xffff), Just(1), any::<u16>()];
+            prop_oneof![
+                prop::array::uniform8(group).prop_map(Ipv6Addr::from),
+                any::<u32>().prop_map(|v| Ipv4Addr::from(v).to_ipv6_mapped()),
+                any::<u32>().prop_map(|v| Ipv4Addr::from(v).to_ipv6_compatible()),
+                any::<u128>().prop_map(Ipv6Addr::from),
+            ]
+        }
+
+        fn v4() -> impl Strategy<Value = Ipv4Addr> {
+            let octet = prop_oneof![
+                Just(0u8),
+                Just(9),
+                Just(10),
+                Just(99),
+                Just(100),
+                Just(255),
+                any::<u8>()
+            ];
+            prop::array::uniform4(octet).prop_map(Ipv4Addr::from)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+
+            #[test]
+            fn ip_text_is_display(ip in prop_oneof![v4().prop_map(IpAddr::V4), v6().prop_map(IpAddr::V6)]) {
+                prop_assert_eq!(ip_text(ip), ip.to_string());
+            }
+        }
+    }
+
+    /// `strip_response` (29218d1: only the names present are removed) pinned
+    /// to the version before it: every `Connection`-listed name and every
+    /// hop-by-hop name removed unconditionally.
+    mod strip_response_properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn old_strip_response(headers: &mut HeaderMap) {
+            let mut doomed: Vec<HeaderName> = Vec::new();
+            for value in headers.get_all(header::CONNECTION) {
+                if let Ok(list) = value.to_str() {
+                    doomed.extend(list.split(',').filter_map(|t| {
+                        HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok()
+                    }));
+                }
+            }
+            doomed.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
+            for name in &doomed {
+                headers.remove(name);
+            }
+        }
+
+        fn name() -> impl Strategy<Value = &'static str> {
+            prop::sample::select(vec![
+                "connection",
+                "keep-alive",
+                "keep_alive",
+                "te",
+                "trailer",
+                "transfer-encoding",
+                "upgrade",
+                "proxy-authenticate",
+                "http2-settings",
+                "expect",
+                "content-type",
+                "set-cookie",
+                "x-secret",
+                "x-other",
+            ])
+        }
+
+        /// A `Connection` value: names in any case, with spaces, empty
+        /// items, invalid tokens, and now and then non-text bytes.
+        fn connection_value() -> impl Strategy<Value = Vec<u8>> {
+            let item = prop_oneof![
+                name().prop_map(str::to_string),
+                name().prop_map(str::to_ascii_uppercase),
+                name().prop_map(|n| format!("  {n} ")),
+                Just(String::new()),
+                Just("close".to_string()),
+                Just("bad name".to_string()),
+            ];
+            (prop::collection::vec(item, 0..4), any::<bool>()).prop_map(|(v, binary)| {
+                let mut b = v.join(",").into_bytes();
+                if binary {
+                    b.push(0xff);
+                }
+                b
+            })
+        }
+
+        fn rendered(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+            let mut v: Vec<_> = h
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+                .collect();
+            v.sort();
+            v
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            #[test]
+            fn strip_response_is_the_old_one(
+                plain in prop::collection::vec(name(), 0..8),
+                connection in prop::collection::vec(connection_value(), 0..3),
+            ) {
+                let mut h = HeaderMap::new();
+                for n in plain {
+                    h.append(HeaderName::from_static(n), HeaderValue::from_static("v"));
+                }
+                for c in connection {
+                    h.append(header::CONNECTION, HeaderValue::from_bytes(&c).unwrap());
+                }
+                let mut old = h.clone();
+                old_strip_response(&mut old);
+                HeaderPolicy::strip_response(&mut h);
+                prop_assert_eq!(rendered(&h), rendered(&old));
+            }
+        }
+    }
 }

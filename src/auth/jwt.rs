@@ -503,4 +503,126 @@ mod tests {
             );
         }
     }
+
+    /// `AppKey::signed` (dd89f9b) pinned to what it replaced,
+    /// `jsonwebtoken::crypto::verify(.., HS256).unwrap_or(false)`.
+    mod hmac_equivalence {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+        fn reference(key: &[u8], input: &[u8], sig: &str) -> bool {
+            crypto::verify(sig, input, &DecodingKey::from_secret(key), Algorithm::HS256)
+                .unwrap_or(false)
+        }
+
+        fn genuine(key: &[u8], input: &[u8]) -> String {
+            crypto::sign(
+                input,
+                &jsonwebtoken::EncodingKey::from_secret(key),
+                Algorithm::HS256,
+            )
+            .unwrap()
+        }
+
+        /// What is done to the genuine signature before it is checked.
+        #[derive(Debug, Clone)]
+        enum Sig {
+            Genuine,
+            /// One character replaced by another of the alphabet.
+            Tampered(usize, usize),
+            /// `=` padding (one or two).
+            Padded(usize),
+            Appended(String),
+            Truncated(usize),
+            /// The last character's two unused bits set (1..=3): the same
+            /// 32 bytes, a non-canonical spelling.
+            TrailingBits(usize),
+            /// `-`/`_` spelled `+`/`/` (the standard alphabet).
+            StandardAlphabet,
+            /// Whitespace or a line break inserted.
+            Spaced(usize, char),
+            /// The genuine signature of the input under another key.
+            OtherKey(Vec<u8>),
+            /// Not derived from the genuine signature at all.
+            Garbage(String),
+        }
+
+        fn sig() -> impl Strategy<Value = Sig> {
+            prop_oneof![
+                3 => Just(Sig::Genuine),
+                3 => (0..43usize, 1..64usize).prop_map(|(i, d)| Sig::Tampered(i, d)),
+                1 => (1..3usize).prop_map(Sig::Padded),
+                1 => "[A-Za-z0-9_=+/-]{1,4}".prop_map(Sig::Appended),
+                1 => (1..43usize).prop_map(Sig::Truncated),
+                2 => (1..4usize).prop_map(Sig::TrailingBits),
+                1 => Just(Sig::StandardAlphabet),
+                1 => (0..44usize, prop_oneof![Just(' '), Just('\n'), Just('\t'), Just('\r')])
+                    .prop_map(|(i, c)| Sig::Spaced(i, c)),
+                1 => prop::collection::vec(any::<u8>(), 0..70).prop_map(Sig::OtherKey),
+                2 => prop_oneof![
+                    "[A-Za-z0-9_-]{43}",
+                    "[A-Za-z0-9_-]{40,46}",
+                    "[A-Za-z0-9_=+/. -]{0,64}",
+                    any::<String>(),
+                ]
+                .prop_map(Sig::Garbage),
+            ]
+        }
+
+        fn apply(sig: &Sig, key: &[u8], input: &[u8]) -> String {
+            let good = genuine(key, input);
+            assert_eq!(good.len(), 43);
+            let pos = |c: u8| B64URL.iter().position(|&a| a == c).unwrap();
+            match sig {
+                Sig::Genuine => good,
+                Sig::Tampered(i, d) => {
+                    let mut b = good.into_bytes();
+                    b[*i] = B64URL[(pos(b[*i]) + d) % 64];
+                    String::from_utf8(b).unwrap()
+                }
+                Sig::Padded(n) => good + &"=".repeat(*n),
+                Sig::Appended(tail) => good + tail,
+                Sig::Truncated(n) => good[..43 - n].to_string(),
+                Sig::TrailingBits(t) => {
+                    let mut b = good.into_bytes();
+                    b[42] = B64URL[(pos(b[42]) & !3) | t];
+                    String::from_utf8(b).unwrap()
+                }
+                Sig::StandardAlphabet => good.replace('-', "+").replace('_', "/"),
+                Sig::Spaced(i, c) => {
+                    let mut s = good;
+                    s.insert(*i, *c);
+                    s
+                }
+                Sig::OtherKey(other) => genuine(other, input),
+                Sig::Garbage(g) => g.clone(),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+
+            #[test]
+            fn signed_agrees_with_jsonwebtoken(
+                key in prop::collection::vec(any::<u8>(), 0..100),
+                input in prop::collection::vec(any::<u8>(), 0..200),
+                how in sig(),
+            ) {
+                let sig = apply(&how, &key, &input);
+                let expected = reference(&key, &input, &sig);
+                let app_key = AppKey::new(crate::secret::Secret::new(key.clone()), None);
+                prop_assert_eq!(app_key.signed(&input, &sig), expected, "{:?} {:?}", how, sig);
+                // The generator does what it says: only the genuine spelling verifies.
+                if matches!(how, Sig::Genuine) {
+                    prop_assert!(expected);
+                }
+                if matches!(how, Sig::TrailingBits(_) | Sig::Padded(_) | Sig::Truncated(_)
+                    | Sig::Appended(_) | Sig::Spaced(..) | Sig::Tampered(..)) {
+                    prop_assert!(!expected);
+                }
+            }
+        }
+    }
 }

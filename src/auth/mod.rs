@@ -410,3 +410,54 @@ pub async fn authenticate_with(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `search_query::fold` as it was before d741984, verbatim.
+    fn old_fold(name: &str) -> String {
+        let name = name.split('\0').next().unwrap_or("").trim_start();
+        let mapped: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        mapped.trim_matches('_').to_string()
+    }
+
+    /// Names with NULs, `_`, leading Unicode whitespace and non-ASCII letters
+    /// whose case mapping is ASCII or changes length (Kelvin sign, `İ`).
+    fn name_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("\0".to_string()),
+            Just("_".to_string()),
+            Just("__".to_string()),
+            Just("-".to_string()),
+            Just(" ".to_string()),
+            Just("\u{3000}".to_string()),
+            Just("\u{130}".to_string()),
+            Just("\u{212a}".to_string()),
+            Just("\u{17f}".to_string()),
+            "[A-Za-z0-9]{1,4}",
+            any::<char>().prop_map(String::from),
+        ];
+        prop::collection::vec(piece, 0..10).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The one-pass `squash` (d741984) is the old `fold(x).replace('_', "")`.
+        #[test]
+        fn squash_is_old_fold_without_underscores(s in prop_oneof![name_text(), any::<String>()]) {
+            prop_assert_eq!(squash(&s), old_fold(&s).replace('_', ""));
+        }
+    }
+}

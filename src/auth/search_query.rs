@@ -645,4 +645,112 @@ mod tests {
         );
         assert_eq!(canonical("signed_search=t", &["signed_search"]), None);
     }
+
+    /// The lazy decoding and the rewritten `fold` (d741984) pinned to what
+    /// they replaced: `form_urlencoded::parse` and the collect-then-trim fold.
+    mod equivalences {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// The fold before d741984, verbatim.
+        fn old_fold(name: &str) -> String {
+            let name = name.split('\0').next().unwrap_or("").trim_start();
+            let mapped: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            mapped.trim_matches('_').to_string()
+        }
+
+        /// Raw query text rich in what decoding cares about: `+`, `%` with
+        /// zero, one or two hex digits, escapes of non-UTF-8 bytes (lone
+        /// continuation bytes, truncated sequences), `=`, `&`, NUL, non-ASCII.
+        fn raw_text() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("+".to_string()),
+                Just("=".to_string()),
+                Just("&".to_string()),
+                Just("%".to_string()),
+                Just("%%".to_string()),
+                Just("%00".to_string()),
+                Just("%2B".to_string()),
+                Just("%3d".to_string()),
+                Just("%26".to_string()),
+                Just("%C3%A9".to_string()),
+                Just("%E2%82".to_string()),
+                Just("%F0%9F%98%80".to_string()),
+                Just("\u{e9}".to_string()),
+                Just("\u{1F600}".to_string()),
+                "%[0-9a-fA-FgGzZ+%=]{0,2}",
+                "%[89a-fA-F][0-9a-fA-F]",
+                "[a-z0-9_.\\[\\]; ]{1,4}",
+                any::<char>().prop_map(String::from),
+            ];
+            prop::collection::vec(piece, 0..12).prop_map(|v| v.concat())
+        }
+
+        /// Names with what `fold` treats specially: NUL, leading Unicode
+        /// whitespace, `_` and other separators, non-ASCII letters whose case
+        /// mapping changes length (`İ`, the Kelvin sign).
+        fn name_text() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("\0".to_string()),
+                Just("_".to_string()),
+                Just("-".to_string()),
+                Just(" ".to_string()),
+                Just("\u{3000}".to_string()),
+                Just("\u{a0}".to_string()),
+                Just("\t".to_string()),
+                Just("\u{130}".to_string()),
+                Just("\u{212a}".to_string()),
+                Just("\u{df}".to_string()),
+                "[A-Za-z0-9]{1,3}",
+                any::<char>().prop_map(String::from),
+            ];
+            prop::collection::vec(piece, 0..10).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+
+            /// Every parameter `params` yields has the name and value
+            /// `form_urlencoded::parse` yields for the same raw text, in
+            /// the same order (both split on `&` and skip empty pieces;
+            /// the name is before the first `=`, the value after it).
+            #[test]
+            fn params_decode_as_form_urlencoded(q in raw_text()) {
+                let ours: Vec<(String, String)> = params(&q)
+                    .iter()
+                    .map(|p| (p.name.to_string(), p.value().into_owned()))
+                    .collect();
+                let theirs: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes())
+                    .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                    .collect();
+                prop_assert_eq!(ours, theirs);
+            }
+
+            /// `decode` of any text equals form_urlencoded's decoding of it
+            /// as a name (text without `&` or `=`), arbitrary strings too.
+            #[test]
+            fn decode_is_form_urlencoded(s in prop_oneof![raw_text(), any::<String>()]) {
+                let s: String = s.chars().filter(|c| *c != '&' && *c != '=').collect();
+                let theirs = form_urlencoded::parse(s.as_bytes())
+                    .next()
+                    .map(|(n, _)| n.into_owned())
+                    .unwrap_or_default();
+                prop_assert_eq!(decode(&s).into_owned(), theirs);
+            }
+
+            #[test]
+            fn fold_is_the_old_fold(s in prop_oneof![name_text(), any::<String>()]) {
+                prop_assert_eq!(fold(&s), old_fold(&s));
+            }
+        }
+    }
 }
