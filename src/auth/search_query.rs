@@ -695,13 +695,15 @@ mod tests {
             prop::collection::vec(piece, 0..12).prop_map(|v| v.concat())
         }
 
-        /// Names with what `fold` treats specially: NUL, leading Unicode
-        /// whitespace, `_` and other separators, non-ASCII letters whose case
-        /// mapping changes length (`İ`, the Kelvin sign).
+        /// Names with what `fold` and `squash` treat specially: NUL, leading
+        /// Unicode whitespace, `_` and other separators, non-ASCII letters
+        /// whose case mapping is ASCII or changes length (`İ`, the Kelvin
+        /// sign, long s).
         fn name_text() -> impl Strategy<Value = String> {
             let piece = prop_oneof![
                 Just("\0".to_string()),
                 Just("_".to_string()),
+                Just("__".to_string()),
                 Just("-".to_string()),
                 Just(" ".to_string()),
                 Just("\u{3000}".to_string()),
@@ -710,7 +712,8 @@ mod tests {
                 Just("\u{130}".to_string()),
                 Just("\u{212a}".to_string()),
                 Just("\u{df}".to_string()),
-                "[A-Za-z0-9]{1,3}",
+                Just("\u{17f}".to_string()),
+                "[A-Za-z0-9]{1,4}",
                 any::<char>().prop_map(String::from),
             ];
             prop::collection::vec(piece, 0..10).prop_map(|v| v.concat())
@@ -750,6 +753,12 @@ mod tests {
             #[test]
             fn fold_is_the_old_fold(s in prop_oneof![name_text(), any::<String>()]) {
                 prop_assert_eq!(fold(&s), old_fold(&s));
+            }
+
+            /// The one-pass `squash` (d741984) is the old `fold(x).replace('_', "")`.
+            #[test]
+            fn squash_is_old_fold_without_underscores(s in prop_oneof![name_text(), any::<String>()]) {
+                prop_assert_eq!(crate::auth::squash(&s), old_fold(&s).replace('_', ""));
             }
         }
     }
