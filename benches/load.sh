@@ -29,6 +29,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 HOST=127.0.0.1
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 GATE_PORT=18080
 BACKEND_PORT=18081
 ADMIN_PORT=19090
@@ -74,7 +76,6 @@ if [[ ${PIN:-0} == 1 ]]; then
     WRK_PIN=(taskset -c 0)
 fi
 
-port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 for port in $GATE_PORT $BACKEND_PORT $ADMIN_PORT \
     $SMEM_PORT $SMEM_ADMIN_PORT $SREDIS_PORT $SREDIS_ADMIN_PORT; do
     if port_in_use "$port"; then
@@ -109,13 +110,6 @@ GATE=$TARGET_DIR/release/scopegate
 # A private Redis on a free port: no persistence, nothing written outside
 # $TMP. Another port is tried if the chosen one was taken in the meantime.
 REDIS_PORT=
-redis_ping() {
-    (
-        exec 3<>"/dev/tcp/$HOST/$1" || exit 1
-        printf 'PING\r\n' >&3
-        IFS= read -r -t 1 reply <&3 && [[ $reply == "+PONG"* ]]
-    ) 2>/dev/null
-}
 start_redis() {
     local port pid i
     for _ in 1 2 3 4 5; do
@@ -294,34 +288,7 @@ run_wrk() {
     WRK_PID=
 }
 
-# parse FILE -> "req/s p50_us p99_us bad_responses socket_errors" (or "fail")
-parse() {
-    awk '
-        function us(v) {
-            if (v ~ /us$/) return v + 0
-            if (v ~ /ms$/) return v * 1000
-            if (v ~ /m$/)  return v * 60000000
-            if (v ~ /s$/)  return v * 1000000
-            return v + 0
-        }
-        /^ +50% / { p50 = us($2) }
-        /^ +99% / { p99 = us($2) }
-        /^Requests\/sec:/ { rps = $2 }
-        /Non-2xx or 3xx responses:/ { bad = $NF }
-        /Socket errors:/ { for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) errs += $i }
-        END {
-            if (rps == "" || p50 == "" || p99 == "") print "fail"
-            else printf "%.0f %.1f %.1f %d %d\n", rps, p50, p99, bad, errs
-        }' "$1"
-}
 
-fmt_us() { awk -v u="$1" 'BEGIN { if (u < 1000) printf "%.0f us", u; else printf "%.2f ms", u / 1000 }'; }
-fmt_delta_us() {
-    awk -v u="$1" 'BEGIN {
-        s = u < 0 ? "-" : "+"; a = u < 0 ? -u : u
-        if (a < 1000) printf "%s%.0f us", s, a; else printf "%s%.2f ms", s, a / 1000
-    }'
-}
 
 echo "warming up..." >&2
 for target in "${TARGETS[@]}"; do
@@ -342,7 +309,7 @@ for c in "${CONNS[@]}"; do
             NOTES+=("${LABEL[$target]}, $c conns: wrk failed or timed out: $(tail -n 3 "$out" | tr '\n' ' ')")
             continue
         fi
-        read -r _ _ _ bad errs <<<"${RESULT[$target,$c]}"
+        read -r _ _ _ _ bad errs <<<"${RESULT[$target,$c]}"
         if (( bad > 0 || errs > 0 )); then
             FAILED=1
             NOTES+=("${LABEL[$target]}, $c conns: $bad non-2xx responses, $errs socket errors")
@@ -365,7 +332,7 @@ for target in "${TARGETS[@]}"; do
             echo "| ${LABEL[$target]} | $c | failed | | | | |"
             continue
         fi
-        read -r rps p50 p99 _ _ <<<"$r"
+        read -r rps p50 p99 _ _ _ <<<"$r"
         ratio="1.00"
         added="-"
         if [[ $target != direct ]]; then
@@ -374,7 +341,7 @@ for target in "${TARGETS[@]}"; do
                 ratio="n/a"
                 added="n/a"
             else
-                read -r drps dp50 _ _ _ <<<"$d"
+                read -r drps dp50 _ _ _ _ <<<"$d"
                 ratio=$(awk -v a="$rps" -v b="$drps" 'BEGIN { printf "%.2f", a / b }')
                 added=$(fmt_delta_us "$(awk -v a="$p50" -v b="$dp50" 'BEGIN { print a - b }')")
             fi

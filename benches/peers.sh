@@ -87,6 +87,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 HOST=127.0.0.1
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 UPSTREAM_PORT=18180
 NGINX_PROXY_PORT=18181
 HAPROXY_PLAIN_PORT=18182
@@ -215,7 +217,6 @@ if [[ $UNPINNED != 1 ]]; then
 fi
 
 # --- ports, temporary directory, cleanup ---------------------------------
-port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 PORTS=("$UPSTREAM_PORT")
 wants nginx_proxy && PORTS+=("$NGINX_PROXY_PORT")
 wants haproxy_ && PORTS+=("$HAPROXY_PLAIN_PORT" "$HAPROXY_JWT_PORT")
@@ -418,15 +419,8 @@ fi
 if wants sg_session_redis; then
     start redis "$TMP/redis.log" "$REDIS_SERVER" --bind "$HOST" --port "$REDIS_PORT" \
         --save "" --appendonly no --dir "$TMP" --daemonize no --logfile ""
-    redis_ping() {
-        (
-            exec 3<>"/dev/tcp/$HOST/$REDIS_PORT" || exit 1
-            printf 'PING\r\n' >&3
-            IFS= read -r -t 1 reply <&3 && [[ $reply == "+PONG"* ]]
-        ) 2>/dev/null
-    }
     for i in $(seq 50); do
-        redis_ping && break
+        redis_ping "$REDIS_PORT" && break
         kill -0 "${PID_OF[redis]}" 2>/dev/null || { cat "$TMP/redis.log" >&2; die "redis-server exited early"; }
         (( i < 50 )) || { cat "$TMP/redis.log" >&2; die "redis-server not ready after 5 s"; }
         sleep 0.1
@@ -774,27 +768,6 @@ run_wrk() {
     WRK_PID=
 }
 
-# parse FILE -> "req/s p50_us p99_us requests bad_responses socket_errors" (or "fail")
-parse() {
-    awk '
-        function us(v) {
-            if (v ~ /us$/) return v + 0
-            if (v ~ /ms$/) return v * 1000
-            if (v ~ /m$/)  return v * 60000000
-            if (v ~ /s$/)  return v * 1000000
-            return v + 0
-        }
-        /^ +50% / { p50 = us($2) }
-        /^ +99% / { p99 = us($2) }
-        / requests in / { reqs = $1 }
-        /^Requests\/sec:/ { rps = $2 }
-        /Non-2xx or 3xx responses:/ { bad = $NF }
-        /Socket errors:/ { for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) errs += $i }
-        END {
-            if (rps == "" || p50 == "" || p99 == "" || reqs + 0 == 0) print "fail"
-            else printf "%.0f %.1f %.1f %d %d %d\n", rps, p50, p99, reqs, bad, errs
-        }' "$1"
-}
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 if (( WARMUP > 0 )); then
@@ -848,13 +821,6 @@ done
 
 # --- report --------------------------------------------------------------
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-fmt_us() { awk -v u="$1" 'BEGIN { if (u < 1000) printf "%.0f us", u; else printf "%.2f ms", u / 1000 }'; }
-fmt_delta_us() {
-    awk -v u="$1" 'BEGIN {
-        s = u < 0 ? "-" : "+"; a = u < 0 ? -u : u
-        if (a < 1000) printf "%s%.0f us", s, a; else printf "%s%.2f ms", s, a / 1000
-    }'
-}
 # med KIND TARGET CONNS: the median of that metric, or nothing.
 med() {
     local -n m=$1
