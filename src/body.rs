@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::scope::HeaderPolicy;
+use crate::{scope::HeaderPolicy, upstream::UpstreamBody};
 
 /// Why forwarding a request body stopped.
 #[derive(Debug, thiserror::Error)]
@@ -89,10 +89,10 @@ pub type OnDone = Box<dyn FnOnce() + Send + Sync>;
 
 enum Inner {
     Full(Option<Bytes>),
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
     /// Frames already read from the upstream (then found too large to
     /// rewrite), followed by the rest of its body.
-    Prefixed(std::collections::VecDeque<Bytes>, Incoming),
+    Prefixed(std::collections::VecDeque<Bytes>, UpstreamBody),
 }
 
 /// A response to the client: scopegate's own (JSON errors, admin) or the
@@ -128,7 +128,7 @@ impl ResponseBody {
         }
     }
 
-    pub fn upstream(b: Incoming) -> Self {
+    pub fn upstream(b: UpstreamBody) -> Self {
         Self {
             inner: Inner::Upstream(b),
             on_done: None,
@@ -136,7 +136,7 @@ impl ResponseBody {
     }
 
     /// `read` (frames already taken from `rest`) followed by `rest`.
-    pub fn prefixed(read: Vec<Bytes>, rest: Incoming) -> Self {
+    pub fn prefixed(read: Vec<Bytes>, rest: UpstreamBody) -> Self {
         Self {
             inner: Inner::Prefixed(read.into(), rest),
             on_done: None,

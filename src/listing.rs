@@ -12,7 +12,6 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use http::{header, request::Parts, HeaderValue, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
 use crate::{
@@ -89,7 +88,7 @@ fn is_json(v: Option<&HeaderValue>) -> bool {
 /// goes through as it came. Fails only when the upstream body itself fails
 /// or stalls past `deadline` before scopegate has answered.
 pub async fn enrich(
-    resp: Response<Incoming>,
+    resp: Response<crate::upstream::UpstreamBody>,
     ctx: &LinkContext<'_>,
     deadline: tokio::time::Instant,
 ) -> Result<Response<ResponseBody>, GateError> {

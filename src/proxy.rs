@@ -250,7 +250,7 @@ impl Proxy {
 /// upstream: an answer of its own, or the exact request to forward.
 pub enum Decision {
     /// Answered by scopegate (the session handshake, apikeyinfo).
-    Answer(Response<ResponseBody>),
+    Answer(Box<Response<ResponseBody>>),
     Forward(Box<Prepared>),
 }
 
@@ -300,7 +300,7 @@ pub async fn prepare(
         trace.scheme = Some(auth::Scheme::Session.name());
         trace.answered = true;
         let answer = auth::session::handshake(parts, sessions, store, clock.now_ms()).await?;
-        return Ok(Decision::Answer(answer));
+        return Ok(Decision::Answer(Box::new(answer)));
     }
 
     let api_keys = &config.auth.api_keys;
@@ -308,7 +308,7 @@ pub async fn prepare(
         trace.route = Some("apikeyinfo".into());
         trace.scheme = Some(auth::Scheme::ApiKey.name());
         trace.answered = true;
-        return Ok(Decision::Answer(api_keys.info(parts)?));
+        return Ok(Decision::Answer(Box::new(api_keys.info(parts)?)));
     }
 
     let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
@@ -379,7 +379,7 @@ pub async fn prepare(
                 return Err(GateError::OriginNotAllowed);
             }
             trace.answered = true;
-            return Ok(Decision::Answer(cors.preflight(origin)));
+            return Ok(Decision::Answer(Box::new(cors.preflight(origin))));
         }
         trace.cors = Some((origin.clone(), cors.clone()));
     }
@@ -523,7 +523,7 @@ async fn forward(
     )
     .await?
     {
-        Decision::Answer(resp) => return Ok(resp),
+        Decision::Answer(resp) => return Ok(*resp),
         Decision::Forward(p) => p,
     };
     let Prepared {
