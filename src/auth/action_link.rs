@@ -26,7 +26,7 @@ pub fn present(parts: &Parts) -> bool {
     parts
         .uri
         .query()
-        .is_some_and(|query| q::params(query).iter().any(|p| p.name == PARAM))
+        .is_some_and(|query| q::iter_params(query).any(|p| p.name == PARAM))
 }
 
 fn reject(cause: &'static str) -> AuthError {

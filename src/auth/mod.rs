@@ -271,37 +271,46 @@ const CREDENTIAL_PARAMS: &[&str] = &[
 
 /// A parameter name as [`carries_credential`] compares it: folded, no `_`.
 pub(crate) fn squash(name: &str) -> String {
+    let mut out = String::new();
+    squash_into(name, &mut out);
+    out
+}
+
+/// [`squash`] into a reused buffer.
+fn squash_into(name: &str, out: &mut String) {
     // `fold` without its `_`s: what is left is the name's ASCII letters and
     // digits, lower-cased, up to a NUL.
-    name.split('\0')
-        .next()
-        .unwrap_or("")
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    // Bytes of multi-byte characters are never ASCII alphanumerics.
+    out.clear();
+    out.extend(
+        name.bytes()
+            .take_while(|&b| b != 0)
+            .filter(u8::is_ascii_alphanumeric)
+            .map(|b| char::from(b.to_ascii_lowercase())),
+    );
 }
 
 /// Whether a raw `&`-separated parameter carries a credential in a spelling
 /// some backend reads as one: any `;`-separated piece whose name, decoded
 /// and folded (see [`search_query::fold`]), whole or cut at `[`
 /// (`signature[x]`, `signed_search[]`), is a credential parameter.
-fn carries_credential(raw: &str, extra: &[String]) -> bool {
-    raw.split(';').any(|piece| {
-        form_urlencoded::parse(piece.as_bytes())
-            .next()
-            .is_some_and(|(name, _)| {
-                // Both readings: `signed[search` (PHP folds a lone `[` to `_`)
-                // and `signature[x]` (an array named `signature`).
-                // `_` dropped as well: `session_token` and `signedSearch`
-                // read as the credential in snake/camel-mapping backends.
-                let base = name.split('[').next().unwrap_or("");
-                [&*name, base].iter().any(|n| {
-                    let squashed = squash(n);
-                    CREDENTIAL_PARAMS.contains(&squashed.as_str()) || extra.contains(&squashed)
-                })
+/// `buf` is scratch space.
+fn carries_credential(raw: &str, extra: &[String], buf: &mut String) -> bool {
+    raw.split(';')
+        .filter(|piece| !piece.is_empty())
+        .any(|piece| {
+            // The name as `form_urlencoded` reads it.
+            let name = search_query::decode(piece.split_once('=').map_or(piece, |(n, _)| n));
+            // Both readings: `signed[search` (PHP folds a lone `[` to `_`)
+            // and `signature[x]` (an array named `signature`).
+            // `_` dropped as well: `session_token` and `signedSearch`
+            // read as the credential in snake/camel-mapping backends.
+            let base = name.split('[').next().unwrap_or("");
+            [&*name, base].iter().any(|n| {
+                squash_into(n, buf);
+                CREDENTIAL_PARAMS.contains(&buf.as_str()) || extra.iter().any(|e| e == buf)
             })
-    })
+        })
 }
 
 /// Removes credential parameters a route did not consume (public routes, or a
@@ -318,13 +327,16 @@ pub fn strip_credentials(parts: &mut Parts, ctx: &AuthContext) {
         squash(&ctx.api_keys.api_key_param),
         squash(&ctx.api_keys.secret_key_param),
     ];
-    let all = search_query::params(query);
-    let kept: Vec<&str> = all
-        .iter()
-        .filter(|p| !carries_credential(p.raw, &extra))
-        .map(|p| p.raw)
+    let mut buf = String::new();
+    // The raw parameters, as `search_query::params` splits them.
+    let mut all = 0;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|raw| !raw.is_empty())
+        .inspect(|_| all += 1)
+        .filter(|raw| !carries_credential(raw, &extra, &mut buf))
         .collect();
-    if kept.len() != all.len() {
+    if kept.len() != all {
         let rest = (!kept.is_empty()).then(|| kept.join("&"));
         set_query(parts, rest.as_deref());
     }

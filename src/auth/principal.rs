@@ -29,7 +29,12 @@ impl ScopeValue {
         if v.len() > MAX_SCOPE_VALUE {
             return Err(ScopeValueError::TooLong);
         }
-        if v.chars().any(|c| c.is_control() || c == ',') {
+        let forbidden = if v.is_ascii() {
+            v.bytes().any(|b| b.is_ascii_control() || b == b',')
+        } else {
+            v.chars().any(|c| c.is_control() || c == ',')
+        };
+        if forbidden {
             return Err(ScopeValueError::Forbidden);
         }
         // Non-ASCII is allowed (internationalized emails) as opaque UTF-8 bytes.

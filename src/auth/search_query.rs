@@ -100,7 +100,7 @@ impl<'q> Param<'q> {
 
 /// `application/x-www-form-urlencoded` decoding of one name or value, as
 /// `form_urlencoded::parse` does it; borrowed when there is nothing to decode.
-fn decode(s: &str) -> Cow<'_, str> {
+pub(crate) fn decode(s: &str) -> Cow<'_, str> {
     if !s.bytes().any(|b| b == b'+' || b == b'%') {
         return Cow::Borrowed(s);
     }
@@ -126,24 +126,25 @@ pub fn values(query: &str, name: &str) -> Vec<String> {
 
 /// Splits a raw query into parameters (empty segments skipped).
 pub fn params(query: &str) -> Vec<Param<'_>> {
-    query
-        .split('&')
-        .filter(|s| !s.is_empty())
-        .map(|raw| {
-            let (name, raw_value) = raw.split_once('=').unwrap_or((raw, ""));
-            Param {
-                raw,
-                name: decode(name),
-                raw_value,
-            }
-        })
-        .collect()
+    iter_params(query).collect()
+}
+
+/// [`params`], lazily: for readers that stop at the first match.
+pub fn iter_params(query: &str) -> impl Iterator<Item = Param<'_>> {
+    query.split('&').filter(|s| !s.is_empty()).map(|raw| {
+        let (name, raw_value) = raw.split_once('=').unwrap_or((raw, ""));
+        Param {
+            raw,
+            name: decode(name),
+            raw_value,
+        }
+    })
 }
 
 /// True when a raw parameter carries `;name=` that a `;`-splitting backend
-/// would read as a parameter of its own.
+/// would read as a parameter of its own: an `=` anywhere after the first `;`.
 fn hides_parameter(raw: &str) -> bool {
-    raw.split(';').skip(1).any(|part| part.contains('='))
+    raw.find(';').is_some_and(|i| raw[i + 1..].contains('='))
 }
 
 /// A parameter name as lenient backends read it: cut at NUL, leading spaces
@@ -175,7 +176,15 @@ pub fn check_param(p: &Param<'_>) -> Result<(), QueryError> {
     if !escapes_well_formed(p.raw) {
         return Err(QueryError::BadEscape);
     }
-    if p.value().chars().any(char::is_control) {
+    // Without escapes, an ASCII value decodes to itself (`+` to a space):
+    // its control characters are its control bytes.
+    let raw = p.raw_value;
+    let control = if raw.is_ascii() && !raw.contains('%') {
+        raw.bytes().any(|b| b.is_ascii_control())
+    } else {
+        p.value().chars().any(char::is_control)
+    };
+    if control {
         return Err(QueryError::ControlChar);
     }
     Ok(())
@@ -188,6 +197,9 @@ fn valid_name(n: &str) -> bool {
 }
 
 fn escapes_well_formed(raw: &str) -> bool {
+    if !raw.contains('%') {
+        return true;
+    }
     let b = raw.as_bytes();
     b.iter().enumerate().all(|(i, &c)| {
         c != b'%'

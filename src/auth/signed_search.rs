@@ -18,7 +18,7 @@ pub fn present(parts: &Parts) -> bool {
     parts
         .uri
         .query()
-        .is_some_and(|query| q::params(query).iter().any(|p| p.name == "signed_search"))
+        .is_some_and(|query| q::iter_params(query).any(|p| p.name == "signed_search"))
 }
 
 fn reject(cause: &'static str) -> AuthError {
