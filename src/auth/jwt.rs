@@ -102,7 +102,8 @@ pub struct Verified {
 
 /// A compact JWS split and decoded, nothing trusted yet.
 struct Unverified<'t> {
-    header: Map<String, Value>,
+    /// The header holds only what [`HeaderCheck`] allows.
+    header_ok: bool,
     claims: Map<String, Value>,
     signing_input: &'t str,
     signature: &'t str,
@@ -120,38 +121,65 @@ fn parts(token: &str) -> Result<Unverified<'_>, JwtError> {
     if h.is_empty() || p.is_empty() || s.is_empty() {
         return Err(JwtError::Malformed);
     }
-    let json = |seg: &str| -> Result<Map<String, Value>, JwtError> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(seg)
-            .map_err(|_| JwtError::Malformed)?;
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(m)) => Ok(m),
-            _ => Err(JwtError::Malformed),
-        }
+    let decode = |seg: &str| URL_SAFE_NO_PAD.decode(seg).map_err(|_| JwtError::Malformed);
+    let header: HeaderCheck =
+        serde_json::from_slice(&decode(h)?).map_err(|_| JwtError::Malformed)?;
+    let claims = match serde_json::from_slice(&decode(p)?) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(JwtError::Malformed),
     };
     Ok(Unverified {
-        header: json(h)?,
-        claims: json(p)?,
+        header_ok: header.0,
+        claims,
         signing_input: &token[..h.len() + 1 + p.len()],
         signature: s,
     })
 }
 
-fn check_header(header: &Map<String, Value>) -> Result<(), JwtError> {
-    for (k, v) in header {
-        let ok = match k.as_str() {
-            "alg" => v.as_str() == Some("HS256"),
-            "typ" => matches!(v.as_str(), Some("JWT") | Some("jwt")),
-            _ => false,
-        };
-        if !ok {
-            return Err(JwtError::Header);
+fn check_header(t: &Unverified<'_>) -> Result<(), JwtError> {
+    if t.header_ok {
+        Ok(())
+    } else {
+        Err(JwtError::Header)
+    }
+}
+
+/// A JOSE header, judged while it is read (no map is built): only `alg`
+/// (exactly `HS256`, and required) and `typ` (`JWT`) may appear, and every
+/// occurrence of a repeated name must pass. Not a JSON object: an error.
+struct HeaderCheck(bool);
+
+impl<'de> serde::Deserialize<'de> for HeaderCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Judge;
+        impl<'de> serde::de::Visitor<'de> for Judge {
+            type Value = HeaderCheck;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<HeaderCheck, A::Error> {
+                let (mut ok, mut alg) = (true, false);
+                while let Some(k) = m.next_key::<String>()? {
+                    let v: Value = m.next_value()?;
+                    ok &= match k.as_str() {
+                        "alg" => {
+                            alg = true;
+                            v.as_str() == Some("HS256")
+                        }
+                        "typ" => matches!(v.as_str(), Some("JWT") | Some("jwt")),
+                        _ => false,
+                    };
+                }
+                Ok(HeaderCheck(ok && alg))
+            }
         }
+        d.deserialize_map(Judge)
     }
-    if !header.contains_key("alg") {
-        return Err(JwtError::Header);
-    }
-    Ok(())
 }
 
 /// A numeric time claim: absent is fine, present must be a JSON number.
@@ -194,7 +222,7 @@ pub fn verify_or_search<'a>(
     candidates: impl IntoIterator<Item = (&'a str, AppPolicy<'a>)>,
 ) -> Result<Verified, JwtError> {
     let t = parts(token)?;
-    check_header(&t.header)?;
+    check_header(&t)?;
     let (slug, app) = match t.claims.get("app_slug") {
         Some(Value::String(s)) if !s.is_empty() => {
             let app = lookup(s).ok_or(JwtError::UnknownApp)?;
@@ -278,7 +306,7 @@ fn check_claims(
 /// claims unchecked. For interop vectors that are not Timekit tokens.
 pub fn check_signature(token: &str, key: &[u8]) -> Result<Map<String, Value>, JwtError> {
     let t = parts(token)?;
-    check_header(&t.header)?;
+    check_header(&t)?;
     let (claims, signing_input, signature) = (t.claims, t.signing_input, t.signature);
     match crypto::verify(
         signature,
@@ -400,6 +428,11 @@ mod tests {
             r#"{"alg":"HS256","x5u":"https://evil.example/c"}"#,
             r#"{"alg":"HS256","crit":["exp"]}"#,
             r#"{"typ":"JWT"}"#,
+            r#"{"typ":null,"alg":"HS256"}"#,
+            r#"{"alg":["HS256"]}"#,
+            // A repeated name: every occurrence must pass, not only the last.
+            r#"{"alg":"none","alg":"HS256"}"#,
+            r#"{"alg":"HS256","typ":"JWT","typ":"JWE"}"#,
         ] {
             assert_eq!(
                 check(&with_header(h, p.clone()), 0, &keys(), None).unwrap_err(),
