@@ -27,6 +27,8 @@ struct Conn {
     targets: Vec<String>,
     /// The gate closed it (EOF on read).
     closed_by_gate: bool,
+    /// Request body bytes read (`/v2/early` only).
+    body_bytes: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -90,6 +92,7 @@ const BODY: &str = r#"{"data":[{"id":"b1"}]}"#;
 
 /// Answers by path: `/v2/nocontent` 204, `/v2/close` with `Connection:
 /// close`, `/v2/hold` after 200 ms, `/v2/slow` a long body trickling out,
+/// `/v2/early` 200 at once and only then reads the request body,
 /// anything else 200 with a small JSON body (headers only for HEAD).
 async fn serve(mut s: TcpStream, id: usize, conns: Arc<Mutex<Vec<Conn>>>, opts: Options) {
     let mut buf = Vec::new();
@@ -149,6 +152,26 @@ async fn serve(mut s: TcpStream, id: usize, conns: Arc<Mutex<Vec<Conn>>>, opts: 
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 return;
+            }
+            "/v2/early" => {
+                let _ = s.write_all(format!("{}{BODY}", ok("")).as_bytes()).await;
+                let declared = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                while buf.len() < declared {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                buf.drain(..declared);
+                conns.lock().unwrap()[id].body_bytes += declared;
+                Ok(())
             }
             "/v2/hold" => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -336,4 +359,42 @@ async fn a_body_the_client_abandoned_does_not_leave_its_connection_in_the_pool()
     let conns = up.conns();
     assert_eq!(conns.len(), 2, "{conns:?}");
     assert_eq!(conns[0].targets, ["/v2/slow"]);
+}
+
+#[tokio::test]
+async fn a_connection_answered_before_the_request_body_ended_returns_once_the_body_is_sent() {
+    let up = RawUpstream::start(DEFAULTS).await;
+    let gate = gate(&up, "").await;
+    // Half the body, then the answer arrives, then the other half.
+    let mut s = TcpStream::connect(gate.addr).await.unwrap();
+    s.write_all(
+        b"POST /v2/early HTTP/1.1\r\nHost: api.example.com\r\ncontent-length: 10\r\n\r\nhello",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains(BODY) {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the early answer within 5 s")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    s.write_all(b"world").await.unwrap();
+    assert!(
+        up.wait_until(Duration::from_secs(5), |c| c[0].body_bytes == 10)
+            .await,
+        "{:?}",
+        up.conns()
+    );
+    // The connection went back to the pool once the body was through.
+    for _ in 0..3 {
+        assert_eq!(get(&gate.url("/v2/bookings")).await.status, 200);
+    }
+    let conns = up.conns();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    assert_eq!(conns[0].targets.len(), 4);
 }
