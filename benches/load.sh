@@ -87,6 +87,7 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/scopegate-load.XXXXXX")
 PIDS=()
 WRK_PID=
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     local pid
     [[ -n $WRK_PID ]] && PIDS+=("$WRK_PID")
@@ -111,7 +112,7 @@ GATE=$TARGET_DIR/release/scopegate
 # $TMP. Another port is tried if the chosen one was taken in the meantime.
 REDIS_PORT=
 start_redis() {
-    local port pid i
+    local port pid
     for _ in 1 2 3 4 5; do
         port=$(shuf -i 20000-45000 -n 1)
         port_in_use "$port" && continue
@@ -119,7 +120,7 @@ start_redis() {
             --dir "$TMP" --daemonize no --logfile "" >"$TMP/redis.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
-        for i in $(seq 50); do
+        for _ in $(seq 50); do
             if redis_ping "$port"; then
                 REDIS_PORT=$port
                 return 0
@@ -205,8 +206,8 @@ done
 
 # wait_for URL NAME LOG: until URL answers 2xx, or fail after 10 s.
 wait_for() {
-    local i pid
-    for i in $(seq 100); do
+    local pid
+    for _ in $(seq 100); do
         curl -fs -o /dev/null --max-time 1 "$1" && return 0
         for pid in "${PIDS[@]}"; do
             if ! kill -0 "$pid" 2>/dev/null; then
