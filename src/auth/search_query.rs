@@ -101,7 +101,7 @@ impl<'q> Param<'q> {
 /// `application/x-www-form-urlencoded` decoding of one name or value, as
 /// `form_urlencoded::parse` does it; borrowed when there is nothing to decode.
 pub(crate) fn decode(s: &str) -> Cow<'_, str> {
-    if !s.bytes().any(|b| b == b'+' || b == b'%') {
+    if memchr::memchr2(b'+', b'%', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let spaced: Vec<u8> = s
