@@ -261,15 +261,17 @@ impl Upstream {
             .await
             .map_err(|e| SendError::Connect(e.into()))?;
         let idle = Arc::new(AtomicU64::new(LEASED));
-        let watch = self.pool.close_when_idle(Arc::clone(&idle));
-        tokio::spawn(async move {
-            tokio::select! {
-                r = conn => if let Err(e) = r {
-                    tracing::debug!(error = %e, "upstream connection ended with an error");
-                },
-                () = watch => {}
+        let task = tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
             }
         });
+        // The idle timer lives in a task of its own, so the connection's
+        // task does not poll it on every wake-up (twice per request).
+        tokio::spawn(
+            self.pool
+                .close_when_idle(Arc::clone(&idle), task.abort_handle()),
+        );
         Ok(Lease {
             sender,
             idle,
@@ -338,15 +340,20 @@ impl Pool {
         idle.push(lease);
     }
 
-    /// Completes once the connection marked by `idle` has been idle for the
-    /// pool's idle timeout.
+    /// Ends the connection (aborts its task) once the connection marked by
+    /// `idle` has been idle for the pool's idle timeout; completes by itself
+    /// at most one timeout after the connection ended otherwise.
     fn close_when_idle(
         &self,
         idle: Arc<AtomicU64>,
+        conn: tokio::task::AbortHandle,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let (epoch, limit) = (self.epoch, self.idle_timeout);
         async move {
             loop {
+                if conn.is_finished() {
+                    return;
+                }
                 let since = idle.load(Ordering::Relaxed);
                 let due = if since == LEASED {
                     Instant::now() + limit
@@ -354,6 +361,7 @@ impl Pool {
                     epoch + Duration::from_millis(since) + limit
                 };
                 if since != LEASED && Instant::now() >= due {
+                    conn.abort();
                     return;
                 }
                 tokio::time::sleep_until(due).await;
