@@ -374,7 +374,7 @@ impl Pool {
 struct Lease {
     sender: http1::SendRequest<RequestBody>,
     /// Milliseconds since the pool's epoch when it was last returned, or
-    /// [`LEASED`]; read by the connection's task to close it when idle.
+    /// [`LEASED`]; read by the connection's idle timer (`close_when_idle`).
     idle: Arc<AtomicU64>,
     pool: Arc<Pool>,
 }
