@@ -865,12 +865,10 @@ fn request_id(headers: &HeaderMap, name: &http::HeaderName) -> HeaderValue {
         }
     }
     let id: u128 = rand::random();
-    let mut hex = [0u8; 32];
-    for (i, b) in hex.iter_mut().enumerate() {
-        let nibble = (id >> (124 - 4 * i)) & 0xf;
-        *b = b"0123456789abcdef"[nibble as usize];
-    }
-    HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
+    let mut buf = [0u8; 32];
+    let hex =
+        base16ct::lower::encode(&id.to_be_bytes(), &mut buf).expect("32 bytes hold 16 in hex");
+    HeaderValue::from_bytes(hex).expect("hex is a valid header value")
 }
 
 #[cfg(test)]

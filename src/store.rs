@@ -54,7 +54,7 @@ pub fn key(domain: &str, parts: &[&[u8]]) -> Key {
 
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    base16ct::lower::encode_string(bytes)
 }
 
 /// The bytes of at most 128 hex digits (either case); `None` for anything else.
