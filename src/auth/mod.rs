@@ -328,11 +328,8 @@ pub fn strip_credentials(parts: &mut Parts, ctx: &AuthContext) {
         squash(&ctx.api_keys.secret_key_param),
     ];
     let mut buf = String::new();
-    // The raw parameters, as `search_query::params` splits them.
     let mut all = 0;
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|raw| !raw.is_empty())
+    let kept: Vec<&str> = search_query::raw_params(query)
         .inspect(|_| all += 1)
         .filter(|raw| !carries_credential(raw, &extra, &mut buf))
         .collect();

@@ -129,9 +129,14 @@ pub fn params(query: &str) -> Vec<Param<'_>> {
     iter_params(query).collect()
 }
 
+/// The raw `&`-separated parameters, empty segments skipped, nothing decoded.
+pub fn raw_params(query: &str) -> impl Iterator<Item = &str> {
+    query.split('&').filter(|s| !s.is_empty())
+}
+
 /// [`params`], lazily: for readers that stop at the first match.
 pub fn iter_params(query: &str) -> impl Iterator<Item = Param<'_>> {
-    query.split('&').filter(|s| !s.is_empty()).map(|raw| {
+    raw_params(query).map(|raw| {
         let (name, raw_value) = raw.split_once('=').unwrap_or((raw, ""));
         Param {
             raw,
