@@ -5,9 +5,10 @@
 //! no token can choose its own key, algorithm or processing rules. The
 //! signature is checked with each live key of the app named in the payload,
 //! by the `hmac` crate from a state keyed once at load (constant-time tag
-//! comparison); `jsonwebtoken` verifies the interop vectors and mints. Time claims are checked here
-//! against an injected clock: `exp`/`nbf`/`iat`, when present, must be JSON
-//! numbers (string-typed times are refused, not skipped).
+//! comparison); `jsonwebtoken` verifies the interop vectors and mints. Time
+//! claims are checked here against an injected clock: `exp`/`nbf`/`iat`, when
+//! present, must be JSON numbers (string-typed times are refused, not
+//! skipped).
 
 use std::collections::HashSet;
 
