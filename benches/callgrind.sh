@@ -19,6 +19,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 HOST=127.0.0.1
 UP_PORT=18280
 GATE_PORT=18281
@@ -47,72 +48,29 @@ trap cleanup EXIT INT TERM
 
 if [[ -z ${BIN:-} ]]; then
     (cd "$ROOT" && cargo build --release --quiet --bin scopegate --example demo)
-    BIN=$ROOT/target/release/scopegate
+    BIN=$TARGET_DIR/release/scopegate
 fi
 
 # The upstream.
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 if [[ -x $NGINX ]]; then
-    mkdir -p "$TMP/up"
-    cat >"$TMP/up/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $TMP/up/nginx.pid;
-error_log $TMP/up/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/up; proxy_temp_path $TMP/up;
-    fastcgi_temp_path $TMP/up; uwsgi_temp_path $TMP/up; scgi_temp_path $TMP/up;
-    keepalive_timeout 300s;
-    keepalive_requests 1000000;
-    server {
+    nginx_conf "$TMP/up" "    server {
         listen $HOST:$UP_PORT;
         default_type application/json;
-        location / { return 200 '{"data":[{"id":"b-1001","state":"confirmed"}]}'; }
-    }
-}
-EOF
+        location / { return 200 '{\"data\":[{\"id\":\"b-1001\",\"state\":\"confirmed\"}]}'; }
+    }"
     "$NGINX" -c "$TMP/up/nginx.conf" -p "$TMP/up" 2>"$TMP/up/stderr.log" &
     PIDS+=($!)
 else
     echo "nginx not found: using the demo backend as the upstream" >&2
-    "$ROOT/target/release/examples/demo" --backend-only --listen "$HOST:$UP_PORT" >"$TMP/demo.log" 2>&1 &
+    "$TARGET_DIR/release/examples/demo" --backend-only --listen "$HOST:$UP_PORT" >"$TMP/demo.log" 2>&1 &
     PIDS+=($!)
 fi
 
 # The gate: a public route and a signed-search route (told apart by Host).
 printf 'callgrind-bench-app-key-0123456789abcdef' >"$TMP/app.key"
-cat >"$TMP/gate.toml" <<EOF
-[listen]
-address = "$HOST:$GATE_PORT"
-drain_timeout = "1s"
-
-[admin]
-address = "$HOST:$ADMIN_PORT"
-
-[log]
-level = "warn"
-
-[[upstream]]
-name = "bench"
-url = "http://$HOST:$UP_PORT"
-
-[[route]]
-name = "public"
-methods = ["GET"]
-path = "/bench"
-auth = ["public"]
-upstream = "bench"
-
-[[route]]
-name = "search"
-host = "search.bench"
-methods = ["GET"]
-path = "/bench"
-auth = ["signed-search"]
-upstream = "bench"
+gate_head "$TMP/gate.toml" "$GATE_PORT" "$ADMIN_PORT" "http://$HOST:$UP_PORT"
+cat >>"$TMP/gate.toml" <<EOF
 
 [[app]]
 slug = "bench"

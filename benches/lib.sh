@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Shared by benches/load.sh and benches/peers.sh (sourced, not run): loopback
-# probes and wrk output parsing. Needs HOST set by the caller.
+# Shared by benches/load.sh, peers.sh and callgrind.sh (sourced, not run):
+# loopback probes, wrk output parsing, and the configurations of a private
+# nginx and of a benchmark gate. Needs HOST set by the caller.
 
 # port_in_use PORT: something accepts connections on $HOST:PORT.
 port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
@@ -43,4 +44,69 @@ fmt_delta_us() {
         s = u < 0 ? "-" : "+"; a = u < 0 ? -u : u
         if (a < 1000) printf "%s%.0f us", s, a; else printf "%s%.2f ms", s, a / 1000
     }'
+}
+
+# nginx_conf DIR BODY [WORKERS]: the common part of a private nginx's
+# configuration, with BODY inside http {} and WORKERS (default 1) workers. Foreground master (so its pid is ours), temp paths
+# and pid file in DIR, no access log, keep-alive connections that last.
+nginx_conf() {
+    local dir=$1
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes ${3:-1};
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 1000000;
+$2
+}
+EOF
+}
+
+# gate_head FILE PORT ADMIN_PORT UPSTREAM_URL: the start of a benchmark
+# gate's configuration: listeners on $HOST, warn-level logs (no access
+# record), one upstream `bench`, and two routes to its GET /bench: `public`
+# and `search` (signed search, for Host: search.bench).
+gate_head() {
+    cat >"$1" <<EOF
+[listen]
+address = "$HOST:$2"
+drain_timeout = "1s"
+
+[admin]
+address = "$HOST:$3"
+
+[log]
+format = "human"
+level = "warn"
+
+[[upstream]]
+name = "bench"
+url = "$4"
+
+[[route]]
+name = "public"
+methods = ["GET"]
+path = "/bench"
+auth = ["public"]
+upstream = "bench"
+
+[[route]]
+name = "search"
+host = "search.bench"
+methods = ["GET"]
+path = "/bench"
+auth = ["signed-search"]
+upstream = "bench"
+EOF
 }

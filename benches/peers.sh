@@ -287,33 +287,6 @@ wait_for() {
     exit 1
 }
 
-# nginx_conf DIR BODY: the common part of a private nginx's configuration,
-# with BODY inside http {}. Foreground master (so its pid is ours), temp paths
-# and pid file in DIR, no access log, keep-alive connections that last.
-nginx_conf() {
-    local dir=$1
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes $PEER_WORKERS;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    keepalive_timeout 300s;
-    keepalive_requests 1000000;
-$2
-}
-EOF
-}
-
 BODY='{"data":[{"id":"b-1001","state":"confirmed","resource":"room-a","start":"2030-01-01T09:00:00Z","end":"2030-01-01T10:00:00Z","customer":{"name":"Ada Lovelace","email":"ada@example.com"},"possible_actions":["cancel_by_customer","reschedule_by_customer"]}],"meta":{"page":1,"per_page":20,"total":1}}'
 UPSTREAM_URL="http://$HOST:$UPSTREAM_PORT"
 if [[ -n $NGINX ]]; then
@@ -324,7 +297,7 @@ if [[ -n $NGINX ]]; then
         default_type application/json;
         location / { return 200 '$BODY'; }
         location = /whoami { default_type text/plain; return 200 \$http_x_scope_subject; }
-    }"
+    }" "$PEER_WORKERS"
     start upstream "$TMP/upstream/stderr.log" \
         "$NGINX" -p "$TMP/upstream" -e "$TMP/upstream/error.log" -c "$TMP/upstream/nginx.conf"
     UPSTREAM_LOG=$TMP/upstream/error.log
@@ -351,7 +324,7 @@ if wants nginx_proxy; then
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";
         }
-    }"
+    }" "$PEER_WORKERS"
     start nginx_proxy "$TMP/nginx-proxy/stderr.log" \
         "$NGINX" -p "$TMP/nginx-proxy" -e "$TMP/nginx-proxy/error.log" -c "$TMP/nginx-proxy/nginx.conf"
     wait_for nginx_proxy "http://$HOST:$NGINX_PROXY_PORT/bench" "$TMP/nginx-proxy/error.log"
@@ -443,37 +416,8 @@ if wants sg_; then
     # GET /bench to the upstream, told apart by host; the action link
     # becomes GET /bench/<booking id>.
     gate_config() {
-        cat >"$1" <<EOF
-[listen]
-address = "$HOST:$2"
-drain_timeout = "1s"
-
-[admin]
-address = "$HOST:$3"
-
-[log]
-format = "human"
-level = "warn"
-
-[[upstream]]
-name = "bench"
-url = "$UPSTREAM_URL"
-
-[[route]]
-name = "public"
-methods = ["GET"]
-path = "/bench"
-auth = ["public"]
-upstream = "bench"
-
-[[route]]
-name = "search"
-host = "search.bench"
-methods = ["GET"]
-path = "/bench"
-auth = ["signed-search"]
-upstream = "bench"
-
+        gate_head "$1" "$2" "$3" "$UPSTREAM_URL"
+        cat >>"$1" <<EOF
 [[route]]
 name = "session"
 host = "session.bench"
