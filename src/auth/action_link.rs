@@ -94,12 +94,16 @@ pub fn verify(
     if route.apps.is_some_and(|apps| !apps.contains(&v.app_slug)) {
         return Err(reject("app not accepted on this route"));
     }
-    let claim = |name: &str| match v.claims.get(name) {
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        None => Ok(None),
-        Some(_) => Err(reject("claim is not a string")),
-    };
-    let (Some(booking_id), Some(claimed_action)) = (claim("booking_id")?, claim("action")?) else {
+    fn claim(c: &Option<Value>) -> Result<Option<&str>, AuthError> {
+        match c {
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            None => Ok(None),
+            Some(_) => Err(reject("claim is not a string")),
+        }
+    }
+    let (Some(booking_id), Some(claimed_action)) =
+        (claim(&v.claims.booking_id)?, claim(&v.claims.action)?)
+    else {
         return Err(reject("not an action-link token"));
     };
     if booking_id != path_id || !valid_booking_id(booking_id) {
@@ -108,7 +112,7 @@ pub fn verify(
     if claimed_action != path_action {
         return Err(reject("action differs from the path"));
     }
-    if action.require_exp && !v.claims.contains_key("exp") {
+    if action.require_exp && v.claims.exp.is_none() {
         return Err(reject("no exp"));
     }
     let subject = match super::subject_claim(&v.claims).map_err(reject)? {
@@ -118,7 +122,7 @@ pub fn verify(
         None => None,
     };
 
-    let redirect = match (claim("redirect")?, redirect) {
+    let redirect = match (claim(&v.claims.redirect)?, redirect) {
         (Some(signed), given) => {
             if given.as_deref().is_some_and(|g| g != signed) {
                 return Err(AuthError::Redirect);
@@ -140,8 +144,8 @@ pub fn verify(
     // A single-use link must expire, or its mark could be forgotten before it
     // and the link replayed: its end is `exp`, else `iat` + the action's ttl.
     let once = if action.single_use {
-        let number = |n: &str| v.claims.get(n).and_then(Value::as_f64);
-        let end = match (number("exp"), number("iat")) {
+        let number = |c: &Option<Value>| c.as_ref().and_then(Value::as_f64);
+        let end = match (number(&v.claims.exp), number(&v.claims.iat)) {
             (Some(exp), _) => exp,
             (None, Some(iat)) => iat + action.ttl.as_secs_f64(),
             (None, None) => return Err(reject("single-use link without exp or iat")),
@@ -150,7 +154,7 @@ pub fn verify(
         if left <= 0.0 {
             return Err(reject("single-use link past iat + ttl"));
         }
-        let id = match v.claims.get("jti") {
+        let id = match &v.claims.jti {
             Some(Value::String(j)) => j.as_bytes(),
             _ => token.as_bytes(),
         };

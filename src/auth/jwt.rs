@@ -98,14 +98,145 @@ impl JwtError {
 #[derive(Debug)]
 pub struct Verified {
     pub app_slug: String,
-    pub claims: Map<String, Value>,
+    pub claims: Claims,
+}
+
+/// The claims scopegate reads, collected while the payload is parsed: no map
+/// of the whole payload is built, every other member is skipped unread. A
+/// name scopegate reads, given twice, makes the token malformed (a parser
+/// that keeps the first and one that keeps the last would disagree on it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims {
+    pub app_slug: Option<Value>,
+    pub exp: Option<Value>,
+    pub nbf: Option<Value>,
+    pub iat: Option<Value>,
+    pub jti: Option<Value>,
+    pub booking_id: Option<Value>,
+    pub action: Option<Value>,
+    pub redirect: Option<Value>,
+    /// The first member named `customer.email` or `meta.<name>`.
+    pub subject: Option<(String, Value)>,
+    /// More than one such member.
+    pub more_subjects: bool,
+}
+
+/// Whether a claim name is a Timekit subject: `customer.email` or
+/// `meta.<name>` with `<name>` in `[A-Za-z0-9_]+`.
+pub fn is_subject_name(k: &str) -> bool {
+    k == "customer.email" || k.strip_prefix("meta.").is_some_and(super::is_meta_name)
+}
+
+impl Claims {
+    /// The value of a claim scopegate reads (`None` for every other name).
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        match name {
+            "app_slug" => self.app_slug.as_ref(),
+            "exp" => self.exp.as_ref(),
+            "nbf" => self.nbf.as_ref(),
+            "iat" => self.iat.as_ref(),
+            "jti" => self.jti.as_ref(),
+            "booking_id" => self.booking_id.as_ref(),
+            "action" => self.action.as_ref(),
+            "redirect" => self.redirect.as_ref(),
+            n => self
+                .subject
+                .as_ref()
+                .filter(|(k, _)| k == n)
+                .map(|(_, v)| v),
+        }
+    }
+
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Value>> {
+        Some(match name {
+            "app_slug" => &mut self.app_slug,
+            "exp" => &mut self.exp,
+            "nbf" => &mut self.nbf,
+            "iat" => &mut self.iat,
+            "jti" => &mut self.jti,
+            "booking_id" => &mut self.booking_id,
+            "action" => &mut self.action,
+            "redirect" => &mut self.redirect,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Claims {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Collect;
+        impl<'de> serde::de::Visitor<'de> for Collect {
+            type Value = Claims;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Claims, A::Error> {
+                use serde::de::Error as _;
+                let mut c = Claims::default();
+                while let Some(Name(k)) = m.next_key::<Name<'de>>()? {
+                    if let Some(slot) = c.slot(&k) {
+                        if slot.replace(m.next_value()?).is_some() {
+                            return Err(A::Error::custom("repeated claim"));
+                        }
+                    } else if is_subject_name(&k) {
+                        let v: Value = m.next_value()?;
+                        if c.subject.as_ref().is_some_and(|(first, _)| **first == *k) {
+                            return Err(A::Error::custom("repeated claim"));
+                        }
+                        if c.subject.is_some() {
+                            c.more_subjects = true;
+                        } else {
+                            c.subject = Some((k.into_owned(), v));
+                        }
+                    } else {
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(c)
+            }
+        }
+        d.deserialize_map(Collect)
+    }
+}
+
+/// A member name, borrowed from the payload when it has no escapes.
+struct Name<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Name<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(s.into()))
+            }
+
+            fn visit_str<E>(self, s: &str) -> Result<Name<'de>, E> {
+                Ok(Name(s.to_owned().into()))
+            }
+
+            fn visit_string<E>(self, s: String) -> Result<Name<'de>, E> {
+                Ok(Name(s.into()))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// A compact JWS split and decoded, nothing trusted yet.
 struct Unverified<'t> {
     /// The header holds only what [`HeaderCheck`] allows.
     header_ok: bool,
-    claims: Map<String, Value>,
+    claims: Claims,
+    /// The decoded payload, for [`check_signature`]'s whole map.
+    payload: Vec<u8>,
     signing_input: &'t str,
     signature: &'t str,
 }
@@ -125,13 +256,12 @@ fn parts(token: &str) -> Result<Unverified<'_>, JwtError> {
     let decode = |seg: &str| URL_SAFE_NO_PAD.decode(seg).map_err(|_| JwtError::Malformed);
     let header: HeaderCheck =
         serde_json::from_slice(&decode(h)?).map_err(|_| JwtError::Malformed)?;
-    let claims = match serde_json::from_slice(&decode(p)?) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err(JwtError::Malformed),
-    };
+    let payload = decode(p)?;
+    let claims = serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)?;
     Ok(Unverified {
         header_ok: header.0,
         claims,
+        payload,
         signing_input: &token[..h.len() + 1 + p.len()],
         signature: s,
     })
@@ -184,8 +314,8 @@ impl<'de> serde::Deserialize<'de> for HeaderCheck {
 }
 
 /// A numeric time claim: absent is fine, present must be a JSON number.
-fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, JwtError> {
-    match claims.get(name) {
+fn time_claim(claim: &Option<Value>) -> Result<Option<f64>, JwtError> {
+    match claim {
         None => Ok(None),
         Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(JwtError::ClaimType),
         Some(_) => Err(JwtError::ClaimType),
@@ -224,7 +354,7 @@ pub fn verify_or_search<'a>(
 ) -> Result<Verified, JwtError> {
     let t = parts(token)?;
     check_header(&t)?;
-    let (slug, app) = match t.claims.get("app_slug") {
+    let (slug, app) = match &t.claims.app_slug {
         Some(Value::String(s)) if !s.is_empty() => {
             let app = lookup(s).ok_or(JwtError::UnknownApp)?;
             if !signed_by(&t, &app, now) {
@@ -268,24 +398,24 @@ fn signed_by(t: &Unverified<'_>, app: &AppPolicy<'_>, now: u64) -> bool {
 
 /// Time claims and revocations of an authentic token.
 fn check_claims(
-    claims: &Map<String, Value>,
+    claims: &Claims,
     app: &AppPolicy<'_>,
     now: u64,
     leeway: u64,
 ) -> Result<(), JwtError> {
     let now_f = now as f64;
     let leeway_f = leeway as f64;
-    if let Some(exp) = time_claim(claims, "exp")? {
+    if let Some(exp) = time_claim(&claims.exp)? {
         if now_f > exp + leeway_f {
             return Err(JwtError::Expired);
         }
     }
-    if let Some(nbf) = time_claim(claims, "nbf")? {
+    if let Some(nbf) = time_claim(&claims.nbf)? {
         if nbf > now_f + leeway_f {
             return Err(JwtError::NotYetValid);
         }
     }
-    let iat = time_claim(claims, "iat")?;
+    let iat = time_claim(&claims.iat)?;
     // A future `iat` (often milliseconds written as seconds) would escape `revoked_before`.
     if iat.is_some_and(|iat| iat > now_f + leeway_f) {
         return Err(JwtError::NotYetValid);
@@ -295,7 +425,7 @@ fn check_claims(
             return Err(JwtError::Revoked);
         }
     }
-    match claims.get("jti") {
+    match &claims.jti {
         None => Ok(()),
         Some(Value::String(j)) if !app.revoked_jti.contains(j) => Ok(()),
         Some(Value::String(_)) => Err(JwtError::Revoked),
@@ -308,7 +438,10 @@ fn check_claims(
 pub fn check_signature(token: &str, key: &[u8]) -> Result<Map<String, Value>, JwtError> {
     let t = parts(token)?;
     check_header(&t)?;
-    let (claims, signing_input, signature) = (t.claims, t.signing_input, t.signature);
+    let (signing_input, signature) = (t.signing_input, t.signature);
+    let Ok(Value::Object(claims)) = serde_json::from_slice(&t.payload) else {
+        return Err(JwtError::Malformed);
+    };
     match crypto::verify(
         signature,
         signing_input.as_bytes(),
@@ -387,7 +520,10 @@ mod tests {
         let t = tok(json!({"app_slug": "my-app", "customer.email": "marty@example.com"}));
         let v = check(&t, 1_800_000_000, &keys(), None).unwrap();
         assert_eq!(v.app_slug, "my-app");
-        assert_eq!(v.claims["customer.email"], "marty@example.com");
+        assert_eq!(
+            v.claims.get("customer.email"),
+            Some(&Value::from("marty@example.com"))
+        );
     }
 
     #[test]
@@ -517,6 +653,96 @@ mod tests {
             check(&iat_s, now, &keys(), None).unwrap_err(),
             JwtError::ClaimType
         );
+    }
+
+    /// The payload as raw JSON text, signed (no map in between, so names can repeat).
+    fn raw_payload(json: &str) -> String {
+        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let input = format!("{h}.{}", URL_SAFE_NO_PAD.encode(json));
+        let sig = crypto::sign(
+            input.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(KEY),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{input}.{sig}")
+    }
+
+    #[test]
+    fn a_claim_scopegate_reads_given_twice_is_malformed() {
+        let now = 1_800_000_000u64;
+        for json in [
+            r#"{"app_slug":"my-app","app_slug":"my-app"}"#,
+            r#"{"app_slug":"my-app","exp":1,"exp":9999999999}"#,
+            r#"{"app_slug":"my-app","jti":"burned","jti":"fresh"}"#,
+            r#"{"app_slug":"my-app","customer.email":"a@x.io","customer.email":"v@x.io"}"#,
+            r#"{"app_slug":"my-app","booking_id":"b-1","booking_id":"b-2"}"#,
+        ] {
+            assert_eq!(
+                check(&raw_payload(json), now, &keys(), None).unwrap_err(),
+                JwtError::Malformed,
+                "{json}"
+            );
+        }
+        // Names scopegate does not read may repeat, and are not kept.
+        let v = check(
+            &raw_payload(
+                r#"{"app_slug":"my-app","x":1,"x":{"y":[1,2]},"customer.email":"a@x.io"}"#,
+            ),
+            now,
+            &keys(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(v.claims.get("x"), None);
+        assert_eq!(
+            v.claims.subject,
+            Some(("customer.email".into(), "a@x.io".into()))
+        );
+        assert!(!v.claims.more_subjects);
+    }
+
+    #[test]
+    fn escaped_names_and_two_subjects_are_read_as_json_means_them() {
+        let now = 1_800_000_000u64;
+        // `\u0065` is `e`: the name is `exp` however it is spelled.
+        let expired = raw_payload(r#"{"app_slug":"my-app","\u0065xp":1}"#);
+        assert_eq!(
+            check(&expired, now, &keys(), None).unwrap_err(),
+            JwtError::Expired
+        );
+        let two = check(
+            &raw_payload(r#"{"app_slug":"my-app","customer.email":"a@x.io","meta.id":"7"}"#),
+            now,
+            &keys(),
+            None,
+        )
+        .unwrap();
+        assert!(two.claims.more_subjects);
+        assert_eq!(
+            crate::auth::subject_claim(&two.claims),
+            Err("more than one subject claim")
+        );
+        let numeric = check(
+            &raw_payload(r#"{"app_slug":"my-app","meta.id":7}"#),
+            now,
+            &keys(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            crate::auth::subject_claim(&numeric.claims),
+            Err("subject claim is not a string")
+        );
+        // `meta.` with a name outside [A-Za-z0-9_] is no subject at all.
+        let odd = check(
+            &raw_payload(r#"{"app_slug":"my-app","meta.a b":"x"}"#),
+            now,
+            &keys(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(crate::auth::subject_claim(&odd.claims), Ok(None));
     }
 
     #[test]

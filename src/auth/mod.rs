@@ -199,22 +199,13 @@ pub fn is_meta_name(n: &str) -> bool {
 
 /// The subject claim of a Timekit token: at most one of `customer.email` /
 /// `meta.<name>`, a string. The error is a log cause.
-pub(crate) fn subject_claim(
-    claims: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Option<(&str, &str)>, &'static str> {
-    let mut found = None;
-    for (k, v) in claims {
-        let is_subject = k == "customer.email" || k.strip_prefix("meta.").is_some_and(is_meta_name);
-        if is_subject {
-            let serde_json::Value::String(v) = v else {
-                return Err("subject claim is not a string");
-            };
-            if found.replace((k.as_str(), v.as_str())).is_some() {
-                return Err("more than one subject claim");
-            }
-        }
+pub(crate) fn subject_claim(claims: &jwt::Claims) -> Result<Option<(&str, &str)>, &'static str> {
+    match &claims.subject {
+        None => Ok(None),
+        Some((_, v)) if !v.is_string() => Err("subject claim is not a string"),
+        Some(_) if claims.more_subjects => Err("more than one subject claim"),
+        Some((k, v)) => Ok(v.as_str().map(|v| (k.as_str(), v))),
     }
-    Ok(found)
 }
 
 /// The principal of a verified Timekit token (signed search, action link).
@@ -228,7 +219,8 @@ pub(crate) fn customer(
     let app = ScopeValue::new(&v.app_slug).map_err(|_| "app slug not sendable")?;
     let expires = v
         .claims
-        .get("exp")
+        .exp
+        .as_ref()
         .and_then(serde_json::Value::as_f64)
         .map(|e| e.max(0.0) as u64);
     Ok(Principal::Customer(Box::new(Customer {
@@ -244,10 +236,12 @@ pub(crate) fn customer(
 /// Replaces the query of the request.
 pub(crate) fn set_query(parts: &mut Parts, query: Option<&str>) {
     let path = parts.uri.path();
-    let pq = match query {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
+    let mut pq = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
+    pq.push_str(path);
+    if let Some(q) = query {
+        pq.push('?');
+        pq.push_str(q);
+    }
     let mut uri = std::mem::take(&mut parts.uri).into_parts();
     uri.path_and_query = PathAndQuery::try_from(pq).ok();
     if let Ok(u) = Uri::from_parts(uri) {
@@ -278,16 +272,18 @@ pub(crate) fn squash(name: &str) -> String {
 
 /// [`squash`] into a reused buffer.
 fn squash_into(name: &str, out: &mut String) {
-    // `fold` without its `_`s: what is left is the name's ASCII letters and
-    // digits, lower-cased, up to a NUL.
-    // Bytes of multi-byte characters are never ASCII alphanumerics.
     out.clear();
-    out.extend(
-        name.bytes()
-            .take_while(|&b| b != 0)
-            .filter(u8::is_ascii_alphanumeric)
-            .map(|b| char::from(b.to_ascii_lowercase())),
-    );
+    out.extend(squashed(name).map(char::from));
+}
+
+/// The bytes of [`squash`]: `fold` without its `_`s is the name's ASCII
+/// letters and digits, lower-cased, up to a NUL (bytes of multi-byte
+/// characters are never ASCII alphanumerics).
+fn squashed(name: &str) -> impl Iterator<Item = u8> + '_ {
+    name.bytes()
+        .take_while(|&b| b != 0)
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_lowercase())
 }
 
 /// Whether a raw `&`-separated parameter carries a credential in a spelling
@@ -295,7 +291,7 @@ fn squash_into(name: &str, out: &mut String) {
 /// and folded (see [`search_query::fold`]), whole or cut at `[`
 /// (`signature[x]`, `signed_search[]`), is a credential parameter.
 /// `buf` is scratch space.
-fn carries_credential(raw: &str, extra: &[String], buf: &mut String) -> bool {
+fn carries_credential(raw: &str, extra: &[&str], buf: &mut String) -> bool {
     raw.split(';')
         .filter(|piece| !piece.is_empty())
         .any(|piece| {
@@ -308,7 +304,8 @@ fn carries_credential(raw: &str, extra: &[String], buf: &mut String) -> bool {
             let base = name.split('[').next().unwrap_or("");
             [&*name, base].iter().any(|n| {
                 squash_into(n, buf);
-                CREDENTIAL_PARAMS.contains(&buf.as_str()) || extra.iter().any(|e| e == buf)
+                CREDENTIAL_PARAMS.contains(&buf.as_str())
+                    || extra.iter().any(|e| squashed(e).eq(buf.bytes()))
             })
         })
 }
@@ -322,10 +319,11 @@ pub fn strip_credentials(parts: &mut Parts, ctx: &AuthContext) {
     let Some(query) = parts.uri.query() else {
         return;
     };
+    // Configured names, squashed as they are compared (no allocation).
     let extra = [
-        squash(&ctx.sso.param),
-        squash(&ctx.api_keys.api_key_param),
-        squash(&ctx.api_keys.secret_key_param),
+        ctx.sso.param.as_str(),
+        ctx.api_keys.api_key_param.as_str(),
+        ctx.api_keys.secret_key_param.as_str(),
     ];
     let mut buf = String::new();
     let mut all = 0;

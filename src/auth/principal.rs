@@ -79,8 +79,12 @@ pub struct Subject {
 impl Subject {
     /// Checks that the subject can be written into headers.
     pub fn new(field: &str, claim: &str) -> Result<Self, ScopeValueError> {
+        let mut header = String::with_capacity(field.len() + 1 + claim.len());
+        header.push_str(field);
+        header.push('=');
+        header.push_str(claim);
         Ok(Self {
-            header: ScopeValue::new(&format!("{field}={claim}"))?,
+            header: ScopeValue::new(&header)?,
             email: match field {
                 "customer.email" => Some(ScopeValue::new(claim)?),
                 _ => None,

@@ -55,7 +55,7 @@ pub fn verify(
     if route.apps.is_some_and(|apps| !apps.contains(&v.app_slug)) {
         return Err(reject("app not accepted on this route"));
     }
-    if v.claims.contains_key("booking_id") || v.claims.contains_key("action") {
+    if v.claims.booking_id.is_some() || v.claims.action.is_some() {
         return Err(reject("action-link token used as signed search"));
     }
     let (field, claim) = super::subject_claim(&v.claims)
