@@ -7,6 +7,8 @@
 #   benches/callgrind.sh                       # public and signed search, 1,000 requests
 #   N=2000 ROUTES=search benches/callgrind.sh
 #   BIN=/path/to/other/scopegate benches/callgrind.sh   # compare another build
+#   KEEP=/tmp/cg benches/callgrind.sh          # keep the callgrind.out files, for
+#                                              # callgrind_annotate --inclusive=yes
 #
 # How: scopegate runs under callgrind twice, in front of a private nginx
 # answering a fixed JSON body (or, without nginx, the demo backend's /bench);
@@ -104,6 +106,7 @@ run() {
     for _ in $(seq $((n - 1))); do printf 'url = "%s"\noutput = /dev/null\n' "$url"; done >"$TMP/urls.cfg"
     curl -s -H "$host" -K "$TMP/urls.cfg"
     kill -INT "$vp"; wait "$vp" || true
+    if [[ -n ${KEEP:-} ]]; then mkdir -p "$KEEP" && cp "$out" "$KEEP/"; fi
     callgrind_annotate "$out" 2>/dev/null |
         awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
 }

@@ -447,7 +447,10 @@ impl Store {
                 Found { record, generation }
             })),
             Backend::Redis(r) => {
-                let script = redis::Script::new(TOUCH);
+                // Hashed (SHA-1, for EVALSHA) once, not on every request.
+                static SCRIPT: std::sync::LazyLock<redis::Script> =
+                    std::sync::LazyLock::new(|| redis::Script::new(TOUCH));
+                let script = &*SCRIPT;
                 let (session, gens) = (r.session(key), format!("{}g:", r.prefix));
                 let v: Option<Vec<Option<String>>> = r
                     .attempt(|mut conn| {
