@@ -330,7 +330,10 @@ async fn count_shared(
     window: Duration,
     timeout: Duration,
 ) -> Result<Vec<(u64, u64)>, String> {
-    let script = redis::Script::new(COUNT);
+    // Hashed (SHA-1, for EVALSHA) once, like the session store's script.
+    static SCRIPT: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(COUNT));
+    let script = &*SCRIPT;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut retried = false;
     loop {

@@ -11,6 +11,12 @@ use scopegate::auth::search_query as q;
 const FIELD: &str = "customer.email";
 const CLAIM: &str = "marty@example.com";
 
+/// A parameter as an owned (name, decoded value) pair.
+fn owned(p: q::Param<'_>) -> (String, String) {
+    let value = p.value().into_owned();
+    (p.name.into_owned(), value)
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(query) = std::str::from_utf8(data) else {
         return;
@@ -36,18 +42,9 @@ fuzz_target!(|data: &[u8]| {
         let kept: Vec<_> = q::params(query)
             .into_iter()
             .filter(|p| p.name != "signed_search")
-            .map(|p| {
-                let value = p.value().into_owned();
-                (p.name.into_owned(), value)
-            })
+            .map(owned)
             .collect();
-        let reparsed: Vec<_> = q::params(&c)
-            .into_iter()
-            .map(|p| {
-                let value = p.value().into_owned();
-                (p.name.into_owned(), value)
-            })
-            .collect();
+        let reparsed: Vec<_> = q::params(&c).into_iter().map(owned).collect();
         assert_eq!(kept, reparsed, "canonical() changed a parameter");
     }
 

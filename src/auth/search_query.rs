@@ -145,23 +145,15 @@ pub fn params(query: &str) -> Vec<Param<'_>> {
 /// The raw `&`-separated parameters, empty segments skipped, nothing decoded.
 pub fn raw_params(query: &str) -> impl Iterator<Item = &str> {
     // `split('&')`, by the vectorized memchr: a token makes most of a query.
-    let mut rest = Some(query);
-    std::iter::from_fn(move || loop {
-        let r = rest?;
-        let piece = match memchr::memchr(b'&', r.as_bytes()) {
-            Some(i) => {
-                rest = Some(&r[i + 1..]);
-                &r[..i]
-            }
-            None => {
-                rest = None;
-                r
-            }
-        };
-        if !piece.is_empty() {
-            return Some(piece);
-        }
-    })
+    let mut start = 0;
+    memchr::memchr_iter(b'&', query.as_bytes())
+        .chain(std::iter::once(query.len()))
+        .map(move |end| {
+            let piece = &query[start..end];
+            start = end + 1;
+            piece
+        })
+        .filter(|s| !s.is_empty())
 }
 
 /// [`params`], lazily: for readers that stop at the first match.
@@ -172,7 +164,8 @@ pub fn iter_params(query: &str) -> impl Iterator<Item = Param<'_>> {
 /// True when a raw parameter carries `;name=` that a `;`-splitting backend
 /// would read as a parameter of its own: an `=` anywhere after the first `;`.
 fn hides_parameter(raw: &str) -> bool {
-    raw.find(';').is_some_and(|i| raw[i + 1..].contains('='))
+    let b = raw.as_bytes();
+    memchr::memchr(b';', b).is_some_and(|i| memchr::memchr(b'=', &b[i + 1..]).is_some())
 }
 
 /// A parameter name as lenient backends read it: cut at NUL, leading spaces
@@ -198,18 +191,13 @@ pub fn fold(name: &str) -> String {
 /// The checks every parameter of a credential-bearing query passes: no
 /// hidden `;name=`, well-formed escapes, no control character in the value.
 pub fn check_param(p: &Param<'_>) -> Result<(), QueryError> {
-    // Most parameters (a token, a plain search) hold no `%`, no control and
-    // no non-ASCII byte: one pass over them leaves at most the `;` check.
-    let bytes = p.raw.as_bytes();
-    if !any_byte(bytes, |b| matches!(b, b'%' | 0..=0x1f | 0x7f..)) {
-        return if memchr::memchr(b';', bytes).is_some() && hides_parameter(p.raw) {
-            Err(QueryError::HiddenParameter)
-        } else {
-            Ok(())
-        };
-    }
     if hides_parameter(p.raw) {
         return Err(QueryError::HiddenParameter);
+    }
+    // Most parameters (a token, a plain search) hold no `%`, no control and
+    // no non-ASCII byte: one pass over them settles the other two checks.
+    if !any_byte(p.raw.as_bytes(), |b| matches!(b, b'%' | 0..=0x1f | 0x7f..)) {
+        return Ok(());
     }
     if !escapes_well_formed(p.raw) {
         return Err(QueryError::BadEscape);
@@ -230,7 +218,7 @@ pub fn check_param(p: &Param<'_>) -> Result<(), QueryError> {
 
 /// Whether any byte of `s` is one `hit` picks: 32 bytes at a time without an
 /// early exit inside a block, so the compiler can vectorize the test.
-pub(crate) fn any_byte(s: &[u8], hit: impl Fn(u8) -> bool + Copy) -> bool {
+fn any_byte(s: &[u8], hit: impl Fn(u8) -> bool + Copy) -> bool {
     let mut blocks = s.chunks_exact(32);
     let found = blocks
         .by_ref()
