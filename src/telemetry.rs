@@ -156,11 +156,6 @@ fn write_lines(shared: &Shared, mut out: impl Write) {
         } else {
             batch.clear();
         }
-        if ticket != answered {
-            let _ = out.flush();
-            shared.answer(ticket);
-            answered = ticket;
-        }
         if lost > 0 {
             shared.dropped.fetch_add(lost, Ordering::Relaxed);
         } else {
@@ -171,6 +166,12 @@ fn write_lines(shared: &Shared, mut out: impl Write) {
                     "log lines were dropped: the log output was full or not read"
                 );
             }
+        }
+        // Answered last, so a flusher sees the drop count settled.
+        if ticket != answered {
+            let _ = out.flush();
+            shared.answer(ticket);
+            answered = ticket;
         }
     }
 }
