@@ -7,6 +7,7 @@
 #   benches/callgrind.sh                       # public and signed search, 1,000 requests
 #   N=2000 ROUTES=search benches/callgrind.sh
 #   BIN=/path/to/other/scopegate benches/callgrind.sh   # compare another build
+#   LOG_LEVEL=info benches/callgrind.sh        # with the access record (LOG_FORMAT=json)
 #   KEEP=/tmp/cg benches/callgrind.sh          # keep the callgrind.out files, for
 #                                              # callgrind_annotate --inclusive=yes
 #

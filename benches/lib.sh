@@ -75,7 +75,7 @@ EOF
 
 # gate_head FILE PORT ADMIN_PORT UPSTREAM_URL: the start of a benchmark
 # gate's configuration: listeners on $HOST, warn-level logs (no access
-# record), one upstream `bench`, and two routes to its GET /bench: `public`
+# record; LOG_LEVEL=info LOG_FORMAT=json to count it), one upstream `bench`, and two routes to its GET /bench: `public`
 # and `search` (signed search, for Host: search.bench).
 gate_head() {
     cat >"$1" <<EOF
@@ -87,8 +87,8 @@ drain_timeout = "1s"
 address = "$HOST:$3"
 
 [log]
-format = "human"
-level = "warn"
+format = "${LOG_FORMAT:-human}"
+level = "${LOG_LEVEL:-warn}"
 
 [[upstream]]
 name = "bench"

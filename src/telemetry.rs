@@ -244,11 +244,21 @@ impl Drop for LogGuard {
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `level`.
 /// Logs go to stderr so that command output (`check`) stays clean on stdout.
+/// Human lines are coloured only on a terminal (and without `NO_COLOR`): a
+/// file, a pipe or journald gets plain text.
 pub fn init(format: LogFormat, level: &str) -> LogGuard {
-    init_with(format, level, std::io::stderr())
+    use std::io::IsTerminal as _;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    init_with(format, level, colour, std::io::stderr())
 }
 
-fn init_with(format: LogFormat, level: &str, out: impl Write + Send + 'static) -> LogGuard {
+fn init_with(
+    format: LogFormat,
+    level: &str,
+    colour: bool,
+    out: impl Write + Send + 'static,
+) -> LogGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -265,6 +275,7 @@ fn init_with(format: LogFormat, level: &str, out: impl Write + Send + 'static) -
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(queue.clone())
+        .with_ansi(colour)
         .log_internal_errors(false);
     let installed = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

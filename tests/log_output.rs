@@ -159,3 +159,55 @@ async fn a_log_pipe_nobody_reads_does_not_hold_up_requests() {
         logged.len() / 1024
     );
 }
+
+/// Human logs in a file are plain text: no colour codes (they are for a
+/// terminal), and the access record keeps its documented shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_logs_in_a_file_are_plain_text() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let (toml, addr, admin) = gate_config(up.addr);
+    let file = ConfigFile::new(&toml);
+    let log_path = file.dir().join("stderr.log");
+    let mut child = command()
+        .args(["run", "--config", file.path_str(), "--log-format", "human"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    wait_healthy(&mut child, admin).await;
+    serve(addr, 3).await;
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(10)).await;
+    assert!(status.success(), "exit {status}");
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains('\x1b'), "colour codes in a log file:\n{log}");
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" scopegate::access: "))
+        .collect();
+    assert_eq!(access.len(), 3, "{log}");
+    for line in access {
+        // 2026-12-07T05:25:51.969938Z  INFO scopegate::access: request_id="…" peer=…
+        let (time, rest) = line.split_once("  INFO scopegate::access: ").expect(line);
+        assert!(
+            time.len() == 27 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{line}"
+        );
+        assert!(rest.starts_with("request_id=\""), "{line}");
+        assert!(
+            rest.contains(
+                " peer=127.0.0.1 method=GET path=\"/v2/bookings\" route=\"v2\" status=200 \
+                 scheme=\"public\" outcome=\"forwarded\" cause=\"-\" origin=\"-\" app=\"-\" \
+                 business=\"-\" subject=\"-\" upstream_status=200 verify_micros="
+            ),
+            "{line}"
+        );
+        assert!(rest.contains(" upstream_micros="), "{line}");
+        let micros = rest.rsplit_once(" micros=").expect(line).1;
+        assert!(micros.parse::<u64>().is_ok(), "{line}");
+    }
+}
