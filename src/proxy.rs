@@ -179,26 +179,30 @@ impl Proxy {
             crate::cors::vary_origin(resp.headers_mut());
         }
 
-        tracing::info!(
-            target: "scopegate::access",
-            request_id = request_id.to_str().unwrap_or("-"),
-            peer = %peer.ip(),
-            method = %parts.method,
-            path = trace.path.as_deref().unwrap_or("-"),
-            route = trace.route.as_deref().unwrap_or("-"),
-            status = resp.status().as_u16(),
-            scheme = trace.scheme.unwrap_or("-"),
-            outcome,
-            cause = cause.as_deref().unwrap_or("-"),
-            origin = ?trace.origin.as_deref().unwrap_or("-"),
-            app = trace.who.app.as_deref().unwrap_or("-"),
-            business = trace.who.business.as_deref().unwrap_or("-"),
-            subject = trace.who.subject.as_deref().unwrap_or("-"),
-            upstream_status = trace.upstream_status.unwrap_or(0),
-            verify_micros = trace.verify.map_or(0, |d| d.as_micros() as u64),
-            upstream_micros = trace.upstream.as_ref().map_or(0, |(_, d)| d.as_micros() as u64),
-            micros = started.elapsed().as_micros() as u64,
-        );
+        if crate::telemetry::access_on() {
+            crate::telemetry::access(&crate::telemetry::Access {
+                request_id: request_id.to_str().unwrap_or("-"),
+                peer: peer.ip(),
+                method: parts.method.as_str(),
+                path: trace.path.as_deref().unwrap_or("-"),
+                route: trace.route.as_deref().unwrap_or("-"),
+                status: resp.status().as_u16(),
+                scheme: trace.scheme.unwrap_or("-"),
+                outcome,
+                cause: cause.as_deref().unwrap_or("-"),
+                origin: trace.origin.as_deref().unwrap_or("-"),
+                app: trace.who.app.as_deref().unwrap_or("-"),
+                business: trace.who.business.as_deref().unwrap_or("-"),
+                subject: trace.who.subject.as_deref().unwrap_or("-"),
+                upstream_status: trace.upstream_status.unwrap_or(0),
+                verify_micros: trace.verify.map_or(0, |d| d.as_micros() as u64),
+                upstream_micros: trace
+                    .upstream
+                    .as_ref()
+                    .map_or(0, |(_, d)| d.as_micros() as u64),
+                micros: started.elapsed().as_micros() as u64,
+            });
+        }
         self.record(&trace, outcome);
         resp
     }
@@ -410,7 +414,7 @@ pub async fn prepare(
     };
     if let Ok(p) = &verified {
         // Only the access record reads it (a hash of the subject).
-        if tracing::enabled!(target: "scopegate::access", tracing::Level::INFO) {
+        if crate::telemetry::access_on() {
             trace.who = Who::of(p);
         }
         // The page's origin must be one the credential's own app allows.

@@ -14,7 +14,7 @@ use std::{
     io::Write,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Condvar, Mutex, MutexGuard, PoisonError,
+        Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError,
     },
     time::{Duration, Instant},
 };
@@ -23,6 +23,10 @@ use tracing::{Level, Metadata};
 use tracing_subscriber::{fmt, fmt::MakeWriter, EnvFilter};
 
 use crate::config::LogFormat;
+
+mod access;
+pub use access::Access;
+use access::Style;
 
 /// Bytes waiting to be written, at most; past it new lines are dropped.
 const BUFFER_CAP: usize = 4 << 20;
@@ -229,6 +233,38 @@ impl<'a> MakeWriter<'a> for Queue {
     }
 }
 
+/// Where access records go, once [`init`] has installed the log.
+struct AccessSink {
+    shared: Arc<Shared>,
+    style: Style,
+}
+
+static ACCESS: OnceLock<AccessSink> = OnceLock::new();
+
+/// Whether access records are written: the log is installed and its filter
+/// (`log.level`, `RUST_LOG`) passes `scopegate::access` at `info`.
+pub fn access_on() -> bool {
+    ACCESS.get().is_some() && tracing::enabled!(target: access::TARGET, Level::INFO)
+}
+
+/// Writes one access record; for when [`access_on`] says so.
+pub fn access(record: &Access<'_>) {
+    thread_local! {
+        static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
+    }
+    let Some(sink) = ACCESS.get() else { return };
+    let _ = LINE.try_with(|line| {
+        let mut line = line.borrow_mut();
+        line.clear();
+        record.write_line(&mut line, sink.style, std::time::SystemTime::now());
+        sink.shared.push(&line, false);
+        // An odd, huge record does not keep its buffer for the thread's life.
+        if line.capacity() > 16 << 10 {
+            *line = Vec::with_capacity(512);
+        }
+    });
+}
+
 /// Keeps the log output of a running scopegate; dropping it writes what is
 /// still waiting (for at most a second, for a stuck output).
 #[must_use = "dropping the guard at once loses waiting log lines at exit"]
@@ -281,7 +317,19 @@ fn init_with(
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Human => builder.try_init(),
     };
-    LogGuard(installed.is_ok().then_some(queue))
+    if installed.is_err() {
+        return LogGuard(None);
+    }
+    let style = match format {
+        LogFormat::Json => Style::Json,
+        LogFormat::Human if colour => Style::Colour,
+        LogFormat::Human => Style::Plain,
+    };
+    let _ = ACCESS.set(AccessSink {
+        shared: Arc::clone(&queue.0),
+        style,
+    });
+    LogGuard(Some(queue))
 }
 
 #[cfg(test)]

@@ -160,17 +160,16 @@ async fn a_log_pipe_nobody_reads_does_not_hold_up_requests() {
     );
 }
 
-/// Human logs in a file are plain text: no colour codes (they are for a
-/// terminal), and the access record keeps its documented shape.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn human_logs_in_a_file_are_plain_text() {
+/// Runs scopegate with human logs to a file under `RUST_LOG=filter`, serves
+/// three proxied requests, stops it; the log.
+async fn human_log(filter: &str) -> String {
     let up = Upstream::start(Behavior::Ok).await;
     let (toml, addr, admin) = gate_config(up.addr);
     let file = ConfigFile::new(&toml);
     let log_path = file.dir().join("stderr.log");
     let mut child = command()
         .args(["run", "--config", file.path_str(), "--log-format", "human"])
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", filter)
         .env_remove("NO_COLOR")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -182,8 +181,14 @@ async fn human_logs_in_a_file_are_plain_text() {
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(10)).await;
     assert!(status.success(), "exit {status}");
+    std::fs::read_to_string(&log_path).unwrap()
+}
 
-    let log = std::fs::read_to_string(&log_path).unwrap();
+/// Human logs in a file are plain text: no colour codes (they are for a
+/// terminal), and the access record keeps its documented shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_logs_in_a_file_are_plain_text() {
+    let log = human_log("info").await;
     assert!(!log.contains('\x1b'), "colour codes in a log file:\n{log}");
     let access: Vec<&str> = log
         .lines()
@@ -210,4 +215,12 @@ async fn human_logs_in_a_file_are_plain_text() {
         let micros = rest.rsplit_once(" micros=").expect(line).1;
         assert!(micros.parse::<u64>().is_ok(), "{line}");
     }
+}
+
+/// The access record obeys the log filter like any other target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_record_can_be_filtered_out() {
+    let log = human_log("info,scopegate::access=off").await;
+    assert!(log.contains("scopegate listening"), "{log}");
+    assert!(!log.contains("scopegate::access"), "{log}");
 }
