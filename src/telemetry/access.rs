@@ -9,7 +9,12 @@
 //! `name="text"` with Rust's string escapes and bare numbers, in JSON one flat
 //! object with `timestamp`, `level`, the fields and `target`.
 
-use std::{io::Write as _, net::IpAddr, time::SystemTime};
+use std::{
+    cell::Cell,
+    io::Write as _,
+    net::IpAddr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 /// The target the record is logged under (and filtered by, in `RUST_LOG`).
 pub const TARGET: &str = "scopegate::access";
@@ -88,10 +93,11 @@ impl Access<'_> {
 
     /// Appends the record, newline included, to `out`.
     pub fn write_line(&self, out: &mut Vec<u8>, style: Style, now: SystemTime) {
-        let time = humantime::format_rfc3339_micros(now);
         match style {
             Style::Json => {
-                let _ = write!(out, "{{\"timestamp\":\"{time}\",\"level\":\"INFO\"");
+                out.extend_from_slice(b"{\"timestamp\":\"");
+                timestamp(out, now);
+                out.extend_from_slice(b"\",\"level\":\"INFO\"");
                 for (name, value) in self.fields() {
                     out.extend_from_slice(b",\"");
                     out.extend_from_slice(name.as_bytes());
@@ -99,7 +105,9 @@ impl Access<'_> {
                     match value {
                         Value::Text(s) | Value::Bare(s) => json_string(out, s),
                         Value::Ip(ip) => {
-                            let _ = write!(out, "\"{ip}\"");
+                            out.push(b'"');
+                            address(out, ip);
+                            out.push(b'"');
                         }
                         Value::Number(n) => number(out, n),
                     }
@@ -111,12 +119,17 @@ impl Access<'_> {
             Style::Plain | Style::Colour => {
                 let colour = style == Style::Colour;
                 if colour {
+                    out.extend_from_slice(DIM.as_bytes());
+                    timestamp(out, now);
                     let _ = write!(
                         out,
-                        "{DIM}{time}{RESET} {GREEN} INFO{RESET} {DIM}{TARGET}{RESET}{DIM}:{RESET}"
+                        "{RESET} {GREEN} INFO{RESET} {DIM}{TARGET}{RESET}{DIM}:{RESET}"
                     );
                 } else {
-                    let _ = write!(out, "{time}  INFO {TARGET}:");
+                    timestamp(out, now);
+                    out.extend_from_slice(b"  INFO ");
+                    out.extend_from_slice(TARGET.as_bytes());
+                    out.push(b':');
                 }
                 for (name, value) in self.fields() {
                     out.push(b' ');
@@ -129,14 +142,66 @@ impl Access<'_> {
                     match value {
                         Value::Text(s) => debug_string(out, s),
                         Value::Bare(s) => out.extend_from_slice(s.as_bytes()),
-                        Value::Ip(ip) => {
-                            let _ = write!(out, "{ip}");
-                        }
+                        Value::Ip(ip) => address(out, ip),
                         Value::Number(n) => number(out, n),
                     }
                 }
                 out.push(b'\n');
             }
+        }
+    }
+}
+
+/// `now` in RFC 3339, UTC, to the microsecond (`2026-12-07T05:19:11.969938Z`,
+/// as tracing-subscriber writes it). The part up to the second is formatted
+/// once a second per thread.
+fn timestamp(out: &mut Vec<u8>, now: SystemTime) {
+    thread_local! {
+        static SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
+    }
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let format = || {
+        // `2026-12-07T05:19:11Z`: its first 19 bytes, then the point.
+        let text = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
+        let mut head = [b'.'; 20];
+        let _ = write!(&mut head[..19], "{text}");
+        head
+    };
+    let head = SECOND
+        .try_with(|c| match c.get() {
+            (s, head) if s == secs => head,
+            _ => {
+                let head = format();
+                c.set((secs, head));
+                head
+            }
+        })
+        .unwrap_or_else(|_| format());
+    out.extend_from_slice(&head);
+    let mut micros = [b'0'; 7];
+    let mut n = since.subsec_micros();
+    for d in micros[..6].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    micros[6] = b'Z';
+    out.extend_from_slice(&micros);
+}
+
+/// An address as `Display` writes it; IPv4 (nearly every peer) without `core::fmt`.
+fn address(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                number(out, octet.into());
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
         }
     }
 }
