@@ -3,6 +3,10 @@
 
 use std::hint::black_box;
 
+// The binary's allocator, so the figures are the ones a request pays.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use scopegate::{
