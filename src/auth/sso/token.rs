@@ -33,8 +33,8 @@ use base64::{
     Engine as _,
 };
 use hmac::{Hmac, Mac};
-use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
+use std::borrow::Cow;
 
 /// Longest token text accepted (a payload of a few hundred bytes is ~1 KiB).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -272,12 +272,87 @@ pub fn parse_expires(v: &str, zone: Zone) -> Option<i64> {
     zone.timestamp(naive)
 }
 
-fn string_field<'a>(m: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, SsoError> {
-    match m.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(SsoError::Field),
+/// One payload member scopegate reads: absent or `null`, a string (borrowed
+/// from the plaintext unless it had escapes), or a value of another type.
+#[derive(Default)]
+enum Member<'a> {
+    #[default]
+    Absent,
+    Text(Cow<'a, str>),
+    Wrong,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Member<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<Member<'a>>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Member<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or null")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Member<'a>, E> {
+                Ok(Member::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Member<'a>, E> {
+                Ok(Member::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_unit<E>(self) -> Result<Member<'a>, E> {
+                Ok(Member::Absent)
+            }
+            fn visit_none<E>(self) -> Result<Member<'a>, E> {
+                Ok(Member::Absent)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Member<'a>, E> {
+                Ok(Member::Wrong)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Member<'a>, E> {
+                Ok(Member::Wrong)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Member<'a>, E> {
+                Ok(Member::Wrong)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Member<'a>, E> {
+                Ok(Member::Wrong)
+            }
+            // Numbers arrive as a map too (serde_json's arbitrary precision).
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Member<'a>, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Member::Wrong)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Member<'a>, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Member::Wrong)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
     }
+}
+
+/// The members of a payload scopegate reads; any other is skipped unparsed,
+/// and a member given twice makes the payload unreadable.
+#[derive(serde::Deserialize)]
+struct Members<'a> {
+    #[serde(borrow, default)]
+    first_name: Member<'a>,
+    #[serde(borrow, default)]
+    last_name: Member<'a>,
+    #[serde(borrow, default)]
+    email: Member<'a>,
+    #[serde(borrow, default)]
+    mobile: Member<'a>,
+    #[serde(borrow, default)]
+    reference: Member<'a>,
+    #[serde(borrow, default)]
+    expires: Member<'a>,
 }
 
 /// Decrypts a legacy token: the plaintext, or a refusal. Anyone holding a
@@ -319,32 +394,33 @@ pub fn open_v2(text: &str, key: &[u8; 32]) -> Result<Vec<u8>, SsoError> {
 /// are present, strings, bounded and free of control characters, with a
 /// plausible email. Unknown fields are dropped. Expiry is not checked here.
 pub fn payload(plain: &[u8], zone: Zone) -> Result<SsoPayload, SsoError> {
-    let m = match serde_json::from_slice::<Value>(plain) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err(SsoError::Json),
-    };
-    let required = |name: &str, max: usize| -> Result<String, SsoError> {
-        match string_field(&m, name)? {
-            Some(s) if clean(s, max) => Ok(s.to_string()),
+    // All of it UTF-8, skipped members included: a forged legacy block of
+    // random bytes is then far less likely to pass as text.
+    let plain = std::str::from_utf8(plain).map_err(|_| SsoError::Json)?;
+    // An object only: a struct would also read a JSON array, by position.
+    if !plain.trim_start().starts_with('{') {
+        return Err(SsoError::Json);
+    }
+    let m: Members<'_> = serde_json::from_str(plain).map_err(|_| SsoError::Json)?;
+    let optional = |m: Member<'_>, max: usize| -> Result<Option<String>, SsoError> {
+        match m {
+            Member::Absent => Ok(None),
+            Member::Text(s) if clean(&s, max) => Ok(Some(s.into_owned())),
             _ => Err(SsoError::Field),
         }
     };
-    let optional = |name: &str| -> Result<Option<String>, SsoError> {
-        match string_field(&m, name)? {
-            None => Ok(None),
-            Some(s) if clean(s, MAX_FIELD_LEN) => Ok(Some(s.to_string())),
-            Some(_) => Err(SsoError::Field),
-        }
-    };
+    let required = |m: Member<'_>, max: usize| optional(m, max)?.ok_or(SsoError::Field);
     let payload = SsoPayload {
-        first_name: required("first_name", MAX_FIELD_LEN)?,
-        last_name: required("last_name", MAX_FIELD_LEN)?,
-        email: required("email", MAX_EMAIL_LEN)?,
-        mobile: optional("mobile")?,
-        reference: optional("reference")?,
-        expires: {
-            let raw = required("expires", 64)?;
-            parse_expires(&raw, zone).ok_or(SsoError::Expires)?
+        first_name: required(m.first_name, MAX_FIELD_LEN)?,
+        last_name: required(m.last_name, MAX_FIELD_LEN)?,
+        email: required(m.email, MAX_EMAIL_LEN)?,
+        mobile: optional(m.mobile, MAX_FIELD_LEN)?,
+        reference: optional(m.reference, MAX_FIELD_LEN)?,
+        expires: match m.expires {
+            Member::Text(raw) if clean(&raw, 64) => {
+                parse_expires(&raw, zone).ok_or(SsoError::Expires)?
+            }
+            _ => return Err(SsoError::Field),
         },
     };
     if !valid_email(&payload.email) {
@@ -426,6 +502,46 @@ pub fn mint_v2_with_nonce(payload_json: &[u8], key: &[u8; 32], nonce: [u8; NONCE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payloads_are_read_strictly() {
+        let read = |json: &str| payload(json.as_bytes(), Zone::UTC);
+        let base = r#""first_name":"Marty","last_name":"McFly","email":"marty@example.com","expires":"2027-01-15T09:00:00Z""#;
+        let ok = read(&format!("{{{base}}}")).unwrap();
+        assert_eq!((ok.first_name.as_str(), ok.mobile), ("Marty", None));
+        // Escapes are decoded; unknown members of any type are skipped;
+        // null is absent.
+        let p = read(&format!(
+            r#" {{"mobile":null,"x":1.5e400,"y":[1,{{"z":null}}],"w":{{"a":[]}},{base},"reference":"caf\u00e9 \"7\""}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            (p.mobile, p.reference.as_deref()),
+            (None, Some("café \"7\""))
+        );
+        // Not an object, not JSON, not UTF-8 anywhere (a skipped member too).
+        for bad in [format!("[{base}]"), "\"x\"".into(), format!("{{{base}")] {
+            assert_eq!(read(&bad), Err(SsoError::Json), "{bad}");
+        }
+        let mut raw = format!(r#"{{"note":"ab",{base}}}"#).into_bytes();
+        raw[10] = 0xff;
+        assert_eq!(payload(&raw, Zone::UTC), Err(SsoError::Json));
+        // A member given twice is ambiguous: refused, not last-wins.
+        let twice = format!(r#"{{{base},"email":"doc@example.com"}}"#);
+        assert_eq!(read(&twice), Err(SsoError::Json));
+        // A member of the wrong type, or a required one null or missing.
+        for bad in [
+            base.replace(r#""Marty""#, "7"),
+            base.replace(r#""Marty""#, "null"),
+            base.replace(r#""Marty""#, r#"["Marty"]"#),
+            base.replace(r#""Marty""#, "true"),
+            base.replace(r#""2027-01-15T09:00:00Z""#, "1800003600"),
+            format!(r#"{base},"mobile":{{"n":1}}"#),
+            base.replace(r#""first_name":"Marty","#, ""),
+        ] {
+            assert_eq!(read(&format!("{{{bad}}}")), Err(SsoError::Field), "{bad}");
+        }
+    }
 
     #[test]
     fn the_three_expires_shapes() {
