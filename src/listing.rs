@@ -242,7 +242,7 @@ fn add_to_booking(booking: &mut Map<String, Value>, ctx: &LinkContext<'_>) {
             app: ctx.app,
             booking_id: &id,
             action,
-            subject: Some((&ctx.subject.field, &ctx.subject.claim)),
+            subject: Some((ctx.subject.field(), ctx.subject.claim())),
             ttl: ctx.until.map(|until| {
                 std::time::Duration::from_secs(until.saturating_sub(ctx.now)).min(action.ttl)
             }),

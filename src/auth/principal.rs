@@ -23,6 +23,27 @@ pub enum ScopeValueError {
 
 impl ScopeValue {
     pub fn new(v: &str) -> Result<Self, ScopeValueError> {
+        Self::check(v)?;
+        // Non-ASCII is allowed (internationalized emails) as opaque UTF-8 bytes.
+        HeaderValue::from_bytes(v.as_bytes())
+            .map(Self)
+            .map_err(|_| ScopeValueError::Forbidden)
+    }
+
+    /// [`ScopeValue::new`] of a string built for it: its buffer becomes the
+    /// header value, uncopied.
+    pub fn from_string(v: String) -> Result<Self, ScopeValueError> {
+        Self::check(&v)?;
+        Self::shared(bytes::Bytes::from(v))
+    }
+
+    fn shared(v: bytes::Bytes) -> Result<Self, ScopeValueError> {
+        HeaderValue::from_maybe_shared(v)
+            .map(Self)
+            .map_err(|_| ScopeValueError::Forbidden)
+    }
+
+    fn check(v: &str) -> Result<(), ScopeValueError> {
         if v.is_empty() {
             return Err(ScopeValueError::Empty);
         }
@@ -37,10 +58,7 @@ impl ScopeValue {
         if forbidden {
             return Err(ScopeValueError::Forbidden);
         }
-        // Non-ASCII is allowed (internationalized emails) as opaque UTF-8 bytes.
-        HeaderValue::from_bytes(v.as_bytes())
-            .map(Self)
-            .map_err(|_| ScopeValueError::Forbidden)
+        Ok(())
     }
 
     /// A list meant as one (`X-Scope-Permissions`): every item a valid
@@ -66,32 +84,51 @@ impl ScopeValue {
 /// The customer a Timekit token names: its subject claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subject {
-    /// `customer.email` or `meta.<name>`.
-    pub field: String,
-    /// The claim's value, as signed.
-    pub claim: String,
     /// `X-Scope-Subject`: `<field>=<claim>`.
     pub header: ScopeValue,
-    /// `X-Scope-Customer-Email`, when the subject is an email.
+    /// `X-Scope-Customer-Email`, when the subject is an email: the claim
+    /// part of `header`, sharing its bytes.
     pub email: Option<ScopeValue>,
+    /// Where `field` ends in `header`.
+    field_len: usize,
 }
 
 impl Subject {
     /// Checks that the subject can be written into headers.
     pub fn new(field: &str, claim: &str) -> Result<Self, ScopeValueError> {
-        let mut header = String::with_capacity(field.len() + 1 + claim.len());
-        header.push_str(field);
-        header.push('=');
-        header.push_str(claim);
+        let mut text = String::with_capacity(field.len() + 1 + claim.len());
+        text.push_str(field);
+        text.push('=');
+        text.push_str(claim);
+        // The claim is part of the checked whole, so only its emptiness is
+        // left to check for the email header.
+        let bytes = bytes::Bytes::from(text);
+        ScopeValue::check(std::str::from_utf8(&bytes).unwrap_or_default())?;
+        let email = match field {
+            "customer.email" if claim.is_empty() => return Err(ScopeValueError::Empty),
+            "customer.email" => Some(ScopeValue::shared(bytes.slice(field.len() + 1..))?),
+            _ => None,
+        };
         Ok(Self {
-            header: ScopeValue::new(&header)?,
-            email: match field {
-                "customer.email" => Some(ScopeValue::new(claim)?),
-                _ => None,
-            },
-            field: field.into(),
-            claim: claim.into(),
+            header: ScopeValue::shared(bytes)?,
+            email,
+            field_len: field.len(),
         })
+    }
+
+    fn text(&self) -> &str {
+        // Built from two `&str` and `=`.
+        std::str::from_utf8(self.header.header_value().as_bytes()).unwrap_or_default()
+    }
+
+    /// `customer.email` or `meta.<name>`.
+    pub fn field(&self) -> &str {
+        self.text().get(..self.field_len).unwrap_or_default()
+    }
+
+    /// The claim's value, as signed.
+    pub fn claim(&self) -> &str {
+        self.text().get(self.field_len + 1..).unwrap_or_default()
     }
 }
 
@@ -187,6 +224,34 @@ mod tests {
         assert_eq!(ScopeValue::new("a,b"), Err(ScopeValueError::Forbidden));
         assert_eq!(
             ScopeValue::new(&"x".repeat(MAX_SCOPE_VALUE + 1)),
+            Err(ScopeValueError::TooLong)
+        );
+    }
+
+    #[test]
+    fn a_subject_is_checked_whole_and_keeps_its_parts() {
+        let s = Subject::new("customer.email", "jöns@exämple.se").unwrap();
+        assert_eq!(
+            (s.field(), s.claim()),
+            ("customer.email", "jöns@exämple.se")
+        );
+        assert_eq!(s.header.header_value(), "customer.email=jöns@exämple.se");
+        assert_eq!(s.email.unwrap().header_value(), "jöns@exämple.se");
+        let m = Subject::new("meta.id", "").unwrap();
+        assert_eq!(
+            (m.field(), m.claim(), m.email.is_none()),
+            ("meta.id", "", true)
+        );
+        assert_eq!(
+            Subject::new("customer.email", ""),
+            Err(ScopeValueError::Empty)
+        );
+        assert_eq!(
+            Subject::new("customer.email", "a@b.c,x@y.z"),
+            Err(ScopeValueError::Forbidden)
+        );
+        assert_eq!(
+            Subject::new("meta.id", &"x".repeat(MAX_SCOPE_VALUE)),
             Err(ScopeValueError::TooLong)
         );
     }
