@@ -30,13 +30,6 @@ impl ScopeValue {
             .map_err(|_| ScopeValueError::Forbidden)
     }
 
-    /// [`ScopeValue::new`] of a string built for it: its buffer becomes the
-    /// header value, uncopied.
-    pub fn from_string(v: String) -> Result<Self, ScopeValueError> {
-        Self::check(&v)?;
-        Self::shared(bytes::Bytes::from(v))
-    }
-
     fn shared(v: bytes::Bytes) -> Result<Self, ScopeValueError> {
         HeaderValue::from_maybe_shared(v)
             .map(Self)
@@ -102,8 +95,8 @@ impl Subject {
         text.push_str(claim);
         // The claim is part of the checked whole, so only its emptiness is
         // left to check for the email header.
+        ScopeValue::check(&text)?;
         let bytes = bytes::Bytes::from(text);
-        ScopeValue::check(std::str::from_utf8(&bytes).unwrap_or_default())?;
         let email = match field {
             "customer.email" if claim.is_empty() => return Err(ScopeValueError::Empty),
             "customer.email" => Some(ScopeValue::shared(bytes.slice(field.len() + 1..))?),

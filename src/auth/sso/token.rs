@@ -339,19 +339,20 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Member<'a> {
 
 /// The members of a payload scopegate reads; any other is skipped unparsed,
 /// and a member given twice makes the payload unreadable.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct Members<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     first_name: Member<'a>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     last_name: Member<'a>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     email: Member<'a>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     mobile: Member<'a>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     reference: Member<'a>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     expires: Member<'a>,
 }
 
