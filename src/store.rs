@@ -34,6 +34,7 @@ use std::{
 use arc_swap::ArcSwap;
 use moka::{sync::Cache, Expiry};
 
+mod local;
 mod sessions;
 
 /// A store key: the SHA-256 of a domain-separated credential identifier.
@@ -124,6 +125,9 @@ pub enum StoreSettings {
         url: String,
         key_prefix: String,
         timeout: Duration,
+        /// How long a replica may serve a session it read without asking
+        /// Redis again (`store/local.rs`); `None`: every use asks.
+        local_cache: Option<Duration>,
     },
 }
 
@@ -142,11 +146,13 @@ impl std::fmt::Debug for StoreSettings {
             StoreSettings::Redis {
                 key_prefix,
                 timeout,
+                local_cache,
                 ..
             } => f
                 .debug_struct("Redis")
                 .field("key_prefix", key_prefix)
                 .field("timeout", timeout)
+                .field("local_cache", local_cache)
                 .finish_non_exhaustive(),
         }
     }
@@ -183,6 +189,10 @@ struct Redis {
     conn: redis::aio::ConnectionManager,
     prefix: String,
     timeout: Duration,
+    /// Sessions read recently, when `store.local_cache` is set.
+    cache: Option<Arc<local::LocalCache>>,
+    /// `<prefix>invalidate`: where session changes are published.
+    channel: String,
 }
 
 enum Backend {
@@ -262,6 +272,15 @@ impl Store {
     /// expiry), atomically with deciding whether it has ended; see
     /// `session_touch_op`.
     pub async fn session_touch(&self, key: &Key, now_ms: u64) -> Result<Option<Found>, StoreError> {
+        if let Backend::Redis(Redis {
+            cache: Some(cache), ..
+        }) = &self.backend
+        {
+            if let Some(found) = cache.get(key, now_ms) {
+                self.count::<()>("session_touch_cached", &Ok(()));
+                return Ok(Some(found));
+            }
+        }
         let r = self.session_touch_op(key, now_ms).await;
         self.count("session_touch", &r);
         r
@@ -320,6 +339,7 @@ impl Store {
                 url,
                 key_prefix,
                 timeout,
+                local_cache,
             } => {
                 let client = redis::Client::open(url.as_str())
                     .map_err(|e| format!("invalid Redis URL: {:?}", e.kind()))?;
@@ -328,14 +348,25 @@ impl Store {
                     .set_response_timeout(Some(*timeout))
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_secs(1));
-                let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(|e| format!("cannot set up the Redis connection: {:?}", e.kind()))?;
+                let conn =
+                    redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
+                        .map_err(|e| {
+                            format!("cannot set up the Redis connection: {:?}", e.kind())
+                        })?;
+                let channel = format!("{key_prefix}invalidate");
+                let cache = local_cache.map(|ttl| {
+                    let cache = local::LocalCache::new(ttl);
+                    local::subscribe(&cache, client, channel.clone(), *timeout);
+                    cache
+                });
                 Ok(Self {
                     metrics: std::sync::OnceLock::new(),
                     backend: Backend::Redis(Redis {
                         conn,
                         prefix: key_prefix.clone(),
                         timeout: *timeout,
+                        cache,
+                        channel,
                     }),
                 })
             }
@@ -430,7 +461,10 @@ impl Store {
                     .arg(&k)
                     .arg(rec.idle.as_millis().max(1) as u64)
                     .ignore();
-                r.run_pipe(&pipe).await
+                r.publish(&mut pipe, &hex(key));
+                let done = r.run_pipe(&pipe).await;
+                r.forget(Some(key));
+                done
             }
         }
     }
@@ -452,6 +486,7 @@ impl Store {
                     std::sync::LazyLock::new(|| redis::Script::new(TOUCH));
                 let script = &*SCRIPT;
                 let (session, gens) = (r.session(key), format!("{}g:", r.prefix));
+                let seen = r.cache.as_ref().map(|c| c.begin());
                 let v: Option<Vec<Option<String>>> = r
                     .attempt(|mut conn| {
                         let mut inv = script.key(&session);
@@ -485,7 +520,7 @@ impl Store {
                     // A record this version did not write: treat as absent.
                     return Ok(None);
                 };
-                Ok(Some(Found {
+                let found = Found {
                     record: SessionRecord {
                         business,
                         created_ms: c,
@@ -497,7 +532,11 @@ impl Store {
                         customer: field(7).filter(|u| !u.is_empty()),
                     },
                     generation: gen,
-                }))
+                };
+                if let (Some(cache), Some(seen)) = (&r.cache, seen) {
+                    cache.keep(key, &found, now_ms, seen);
+                }
+                Ok(Some(found))
             }
         }
     }
@@ -509,8 +548,12 @@ impl Store {
             // flight cannot write the session back after it is removed.
             Backend::Memory(m) => Ok(m.sessions.delete(key)),
             Backend::Redis(r) => {
-                let n: i64 = r.run(redis::cmd("DEL").arg(r.session(key))).await?;
-                Ok(n > 0)
+                let mut pipe = redis::pipe();
+                pipe.atomic().cmd("DEL").arg(r.session(key));
+                r.publish(&mut pipe, &hex(key));
+                let done = r.run_pipe::<(i64,)>(&pipe).await;
+                r.forget(Some(key));
+                Ok(done?.0 > 0)
             }
         }
     }
@@ -537,7 +580,14 @@ impl Store {
                 });
                 Ok(before.get(business).copied().unwrap_or(0) + 1)
             }
-            Backend::Redis(r) => r.run(redis::cmd("INCR").arg(r.gen(business))).await,
+            Backend::Redis(r) => {
+                let mut pipe = redis::pipe();
+                pipe.atomic().cmd("INCR").arg(r.gen(business));
+                r.publish(&mut pipe, local::ALL);
+                let done = r.run_pipe::<(u64,)>(&pipe).await;
+                r.forget(None);
+                Ok(done?.0)
+            }
         }
     }
 
@@ -615,12 +665,32 @@ impl Redis {
         .await
     }
 
-    async fn run_pipe(&self, pipe: &redis::Pipeline) -> Result<(), StoreError> {
+    async fn run_pipe<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
         self.attempt(|mut conn| {
             let pipe = pipe.clone();
-            async move { pipe.query_async::<()>(&mut conn).await }
+            async move { pipe.query_async::<T>(&mut conn).await }
         })
         .await
+    }
+
+    /// Adds to `pipe` the message that tells every replica's local cache
+    /// to drop a session (its hex key) or all of them ([`local::ALL`]).
+    /// Published whether or not this replica caches: others may.
+    fn publish(&self, pipe: &mut redis::Pipeline, what: &str) {
+        pipe.cmd("PUBLISH").arg(&self.channel).arg(what).ignore();
+    }
+
+    /// Drops this replica's cached copy of a session (`None`: of all),
+    /// before the change is answered; the published message follows.
+    fn forget(&self, key: Option<&Key>) {
+        match (&self.cache, key) {
+            (Some(c), Some(k)) => c.forget(k),
+            (Some(c), None) => c.forget_all(),
+            (None, _) => {}
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{redis::RedisServer, *};
 use http::Request;
 use http_body_util::Full;
-use scopegate::clock::Clock;
+use scopegate::{clock::Clock, Config};
 
 const PRIVATE_KEY: &str = "pk_live_9f8e7d6c5b4a";
 const HMAC_KEY: &str = "pk_hmac_0a1b2c3d4e5f";
@@ -435,6 +435,170 @@ async fn two_instances_share_sessions_through_redis() {
     assert_eq!(bearer(&b, "/v2/appointments/x", &fresh).await.status, 200);
 }
 
+fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &redis.addr.port().to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// How many session uses a gate answered from its local cache (its metrics).
+async fn cached_uses(gate: &Gate) -> u64 {
+    let m = get(&format!("http://{}/metrics", gate.admin.unwrap())).await;
+    String::from_utf8_lossy(&m.body)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"scopegate_store_operations_total{op="session_touch_cached",result="ok"} "#,
+            )
+        })
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Uses `token` on `gate` until a use is answered from its local cache (the
+/// cache is on once its subscription is up); panics after 5 s.
+async fn until_cached(gate: &Gate, token: &str) {
+    let before = cached_uses(gate).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert_eq!(bearer(gate, "/v2/appointments/x", token).await.status, 200);
+        if cached_uses(gate).await > before {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the local cache never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Uses `token` on `gate` until it answers `status`; how long that took.
+/// Panics after 1 s: a fifth of the cache lifetime these tests configure, so
+/// an answer within it came from a pushed invalidation, not from expiry.
+async fn until_status(gate: &Gate, token: &str, status: u16) -> Duration {
+    let started = Instant::now();
+    loop {
+        let got = bearer(gate, "/v2/appointments/x", token).await.status;
+        if got == status {
+            return started.elapsed();
+        }
+        assert_eq!(got, 200, "neither served nor {status}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "still served after 1 s: the change did not reach the cache"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// `store.local_cache`: a replica serves a session it read recently without
+/// asking Redis, and a logout, a revocation, a lost subscription or Redis
+/// gone still reach it at once (well inside the cache's 5 s lifetime).
+#[tokio::test]
+async fn a_local_cache_serves_sessions_and_revocation_still_reaches_every_replica() {
+    let mut redis = RedisServer::start().await;
+    let up = Upstream::start(Behavior::Ok).await;
+    let store = format!(
+        "\n[store]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout = \"300ms\"\nlocal_cache = \"5s\"\n",
+        redis.url()
+    );
+    let toml = config(up.addr, &routes(&store));
+    let (a, b) = (Gate::start(&toml).await, Gate::start(&toml).await);
+    let now = unix_now().to_string();
+    let mut delays = Vec::new();
+
+    // Logout on A: B, which was serving the session from its cache, refuses
+    // it, and nothing more reaches the backend for it.
+    let token = issue(&a, &handshake_md5(&now)).await;
+    until_cached(&b, &token).await;
+    let logout = send(
+        Request::delete(a.url("/sessionToken"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(logout.status, 204);
+    let forwarded = up.count();
+    delays.push(until_status(&b, &token, 401).await);
+    assert_eq!(bearer(&b, "/v2/appointments/x", &token).await.status, 401);
+    assert!(up.count() - forwarded <= 1, "served after the logout");
+    assert_eq!(bearer(&a, "/v2/appointments/x", &token).await.status, 401);
+
+    // Revocation on A's admin listener: the same.
+    let token = issue(&a, &handshake_md5(&now)).await;
+    until_cached(&b, &token).await;
+    let r = send(
+        Request::post(format!(
+            "http://{}/sessions/revoke?business=biz-1",
+            a.admin.unwrap()
+        ))
+        .body(Full::default())
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    delays.push(until_status(&b, &token, 401).await);
+
+    // What the cache does serve: a session deleted behind scopegate's back
+    // (no message published) is still honoured until its entry expires.
+    let token = issue(&a, &handshake_md5(&now)).await;
+    until_cached(&b, &token).await;
+    let keys = redis_cli(&redis, &["KEYS", "scopegate:s:*"]);
+    for k in keys.lines() {
+        redis_cli(&redis, &["DEL", k]);
+    }
+    assert_eq!(bearer(&b, "/v2/appointments/x", &token).await.status, 200);
+
+    // The subscription cut (a message could be missed): the cache is
+    // emptied and stops serving, so B asks Redis, which no longer has it.
+    assert_ne!(
+        redis_cli(&redis, &["CLIENT", "KILL", "TYPE", "pubsub"]),
+        "0"
+    );
+    delays.push(until_status(&b, &token, 401).await);
+
+    // Back by itself, and serving again.
+    let token = issue(&a, &handshake_md5(&now)).await;
+    until_cached(&b, &token).await;
+
+    // Redis gone: fail closed at once, not served from the cache.
+    redis.kill();
+    delays.push(until_status(&b, &token, 503).await);
+    println!("a change reached the other replica's cache after {delays:?} (logout, revocation, subscription cut, Redis gone)");
+}
+
+/// `store.local_cache` is for the Redis store only, and bounded: it is how
+/// late a revocation may reach a replica whose subscription missed it.
+#[test]
+fn the_local_cache_is_for_redis_and_at_most_10_seconds() {
+    let upstream = "127.0.0.1:1".parse().unwrap();
+    let store = |backend: &str, cache: &str| {
+        let url = if backend == "redis" {
+            "url = \"redis://127.0.0.1:1/\"\n"
+        } else {
+            ""
+        };
+        let toml = config(
+            upstream,
+            &routes(&format!(
+                "\n[store]\nbackend = \"{backend}\"\n{url}local_cache = \"{cache}\"\n"
+            )),
+        );
+        Config::from_toml(&toml).map(|c| format!("{:?}", c.store))
+    };
+    let ok = store("redis", "2s").unwrap();
+    assert!(ok.contains("local_cache: Some(2s)"), "{ok}");
+    for (backend, cache, want) in [
+        ("memory", "2s", "only applies to backend = \"redis\""),
+        ("redis", "11s", "between 1ms and 10s"),
+        ("redis", "0s", "between 1ms and 10s"),
+    ] {
+        let e = store(backend, cache).unwrap_err().to_string();
+        assert!(e.contains("store.local_cache") && e.contains(want), "{e}");
+    }
+}
+
 #[tokio::test]
 async fn a_private_key_change_ends_the_sessions_issued_under_the_old_key() {
     let redis = RedisServer::start().await;
@@ -521,15 +685,6 @@ mod review {
         h.update(token.as_bytes());
         let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
         format!("scopegate:s:{hex}")
-    }
-
-    fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &redis.addr.port().to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// Fires `n` concurrent bearer requests; returns their statuses.

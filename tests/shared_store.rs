@@ -173,6 +173,7 @@ async fn sessions_slide_and_are_revoked_per_business_in_redis() {
         url: redis.url(),
         key_prefix: "t:".into(),
         timeout: Duration::from_millis(500),
+        local_cache: None,
     })
     .unwrap();
     let k = key("session", &[b"st:api:api:0164ebb6d9c74d87b4b6edd9544166ec"]);

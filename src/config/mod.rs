@@ -664,6 +664,9 @@ fn compile_sessions(
     }
 }
 
+/// The longest a replica may serve a session from its local cache.
+const MAX_LOCAL_CACHE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn compile_store(c: &mut Checker, s: &raw::RawStore) -> crate::store::StoreSettings {
     use crate::store::StoreSettings;
     let timeout = c.nonzero("store.timeout", s.timeout.0);
@@ -671,6 +674,12 @@ fn compile_store(c: &mut Checker, s: &raw::RawStore) -> crate::store::StoreSetti
         "memory" => {
             if s.url.is_some() || s.url_env.is_some() || s.url_file.is_some() {
                 c.err("store", "a URL only applies to backend = \"redis\"");
+            }
+            if s.local_cache.is_some() {
+                c.err(
+                    "store.local_cache",
+                    "only applies to backend = \"redis\" (the memory store is local already)",
+                );
             }
             StoreSettings::Memory {
                 max_marks: c.nonzero("store.max_marks", s.max_marks),
@@ -693,10 +702,19 @@ fn compile_store(c: &mut Checker, s: &raw::RawStore) -> crate::store::StoreSetti
                     }
                 })
                 .unwrap_or_default();
+            let local_cache = s.local_cache.map(|d| d.0);
+            if local_cache.is_some_and(|d| d.is_zero() || d > MAX_LOCAL_CACHE) {
+                c.err(
+                    "store.local_cache",
+                    "must be between 1ms and 10s (it bounds how late a revocation can reach \
+                     a replica whose subscription missed it); leave it unset for no cache",
+                );
+            }
             StoreSettings::Redis {
                 url,
                 key_prefix: s.key_prefix.clone(),
                 timeout,
+                local_cache,
             }
         }
         other => {

@@ -286,6 +286,9 @@ pub struct RawStore {
     pub max_marks: u64,
     /// Memory: sessions kept; past it the least recently used are dropped.
     pub max_sessions: u64,
+    /// Redis: how long a replica may serve a session it read without asking
+    /// Redis again (at most 10 s); unset: every use asks.
+    pub local_cache: Option<HumanDuration>,
 }
 
 impl Default for RawStore {
@@ -299,6 +302,7 @@ impl Default for RawStore {
             timeout: HumanDuration(std::time::Duration::from_millis(500)),
             max_marks: 1_000_000,
             max_sessions: 1_000_000,
+            local_cache: None,
         }
     }
 }

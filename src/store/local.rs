@@ -1,0 +1,306 @@
+//! A short local cache of session reads in front of Redis (opt-in:
+//! `store.local_cache`), so that a session in steady use costs one Redis
+//! round trip per cache lifetime instead of one per request.
+//!
+//! What it keeps: the record and generation a use read from Redis, and when.
+//! A hit is served without Redis only while the record's absolute cap and
+//! idle time still hold at the hit's own clock; the idle expiry in Redis is
+//! slid again by the first use after the entry's lifetime (so it may end a
+//! session up to that lifetime early, never late).
+//!
+//! Why revocation stays immediate:
+//!
+//! - Every logout, session write and business revocation is published on a
+//!   Redis channel (`<prefix>invalidate`) in the same pipeline as the write,
+//!   by every replica, cached or not. Each caching replica holds a
+//!   subscription and drops what a message names as soon as it arrives: the
+//!   delay is one push on an open connection, the same as any reply.
+//! - The replica that makes the change drops its own entry before answering.
+//! - Entries are served only while the subscription is up (confirmed by a
+//!   `PING` every second). A dropped or silent subscription stops all serving
+//!   from the cache and empties it; it resumes, empty, once resubscribed, so
+//!   a message missed while down cannot leave a stale entry.
+//! - A read that raced an invalidation does not keep what it read (a counter
+//!   of invalidations is compared before and after storing it).
+//! - Even a lost message cannot keep a revoked session alive longer than
+//!   the entry's lifetime, which the configuration caps at 10 s.
+
+use std::sync::{
+    atomic::{AtomicBool, AtomicU64, Ordering::SeqCst},
+    Arc, Weak,
+};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use moka::sync::Cache;
+
+use super::{Found, Key};
+
+/// The message that drops every entry (a business's sessions revoked).
+pub(super) const ALL: &str = "*";
+
+/// Sessions kept per replica at most; past it the least recently used go.
+const CAPACITY: u64 = 100_000;
+
+/// How often the subscription is checked with a `PING`.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// One session as a use read it from Redis.
+struct Entry {
+    found: Found,
+    /// When that use happened (unix ms): Redis slid the idle expiry to it.
+    touched_ms: u64,
+}
+
+pub(super) struct LocalCache {
+    entries: Cache<Key, Arc<Entry>>,
+    /// Subscribed to the invalidation channel: only then are entries served.
+    live: AtomicBool,
+    /// Invalidations applied so far.
+    seq: AtomicU64,
+}
+
+impl LocalCache {
+    pub(super) fn new(ttl: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            entries: Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(ttl)
+                .build(),
+            live: AtomicBool::new(false),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// The session as last read, when it may be served without Redis.
+    pub(super) fn get(&self, key: &Key, now_ms: u64) -> Option<Found> {
+        if !self.live.load(SeqCst) {
+            return None;
+        }
+        let e = self.entries.get(key)?;
+        let r = &e.found.record;
+        let idle_ms = u64::try_from(r.idle.as_millis()).unwrap_or(u64::MAX);
+        // Past either limit, Redis decides (and deletes).
+        if now_ms > r.expires_ms || now_ms.saturating_sub(e.touched_ms) > idle_ms {
+            return None;
+        }
+        Some(e.found.clone())
+    }
+
+    /// A mark taken before a read from Redis, for [`LocalCache::keep`].
+    pub(super) fn begin(&self) -> u64 {
+        self.seq.load(SeqCst)
+    }
+
+    /// Keeps what a use read from Redis at `touched_ms`, unless an
+    /// invalidation arrived since `seen` (then the read may be stale).
+    pub(super) fn keep(&self, key: &Key, found: &Found, touched_ms: u64, seen: u64) {
+        if !self.live.load(SeqCst) || self.seq.load(SeqCst) != seen {
+            return;
+        }
+        let entry = Arc::new(Entry {
+            found: found.clone(),
+            touched_ms,
+        });
+        self.entries.insert(*key, entry);
+        // An invalidation applied between the check and the insert may have
+        // missed the entry: drop it.
+        if self.seq.load(SeqCst) != seen {
+            self.entries.invalidate(key);
+        }
+    }
+
+    /// Drops one session.
+    pub(super) fn forget(&self, key: &Key) {
+        self.seq.fetch_add(1, SeqCst);
+        self.entries.invalidate(key);
+    }
+
+    /// Drops every session.
+    pub(super) fn forget_all(&self) {
+        self.seq.fetch_add(1, SeqCst);
+        self.entries.invalidate_all();
+    }
+
+    /// Applies one message of the invalidation channel.
+    fn apply(&self, payload: &[u8]) {
+        let key = std::str::from_utf8(payload)
+            .ok()
+            .and_then(super::unhex)
+            .and_then(|k| Key::try_from(k).ok());
+        match key {
+            Some(k) => self.forget(&k),
+            // "*", or anything this version does not know: drop everything.
+            None => self.forget_all(),
+        }
+    }
+
+    fn set_live(&self, on: bool) {
+        if on {
+            self.forget_all();
+            self.live.store(true, SeqCst);
+        } else {
+            self.live.store(false, SeqCst);
+            self.forget_all();
+        }
+    }
+}
+
+/// Keeps `cache` subscribed to `channel` for as long as the cache lives,
+/// re-subscribing after any failure. Without a Tokio runtime the cache is
+/// never served (there is no subscription to trust).
+pub(super) fn subscribe(
+    cache: &Arc<LocalCache>,
+    client: redis::Client,
+    channel: String,
+    timeout: Duration,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("store.local_cache is not used: no runtime to keep its subscription");
+        return;
+    };
+    let weak = Arc::downgrade(cache);
+    runtime.spawn(async move {
+        let mut warned = false;
+        while weak.strong_count() > 0 {
+            let Err(kind) = listen(&weak, &client, &channel, timeout).await else {
+                return;
+            };
+            let was_live = weak.upgrade().is_some_and(|c| {
+                let was = c.live.load(SeqCst);
+                c.set_live(false);
+                was
+            });
+            // Once per outage; the kind only (a Redis error can echo arguments).
+            if was_live || !warned {
+                tracing::warn!(
+                    ?kind,
+                    "the local session cache is off until its Redis subscription is back"
+                );
+                warned = true;
+            }
+            tokio::time::sleep(HEARTBEAT).await;
+        }
+    });
+}
+
+/// One subscription, until it fails (`Err`) or the cache is dropped (`Ok`).
+async fn listen(
+    weak: &Weak<LocalCache>,
+    client: &redis::Client,
+    channel: &str,
+    timeout: Duration,
+) -> Result<(), Option<redis::ErrorKind>> {
+    let kind = |e: redis::RedisError| Some(e.kind());
+    let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
+        .await
+        .map_err(|_| None)?
+        .map_err(kind)?;
+    tokio::time::timeout(timeout, pubsub.subscribe(channel))
+        .await
+        .map_err(|_| None)?
+        .map_err(kind)?;
+    let (mut sink, mut stream) = pubsub.split();
+    match weak.upgrade() {
+        Some(c) => c.set_live(true),
+        None => return Ok(()),
+    }
+    tracing::info!("the local session cache is on (subscribed to invalidations)");
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                let Some(msg) = msg else { return Err(None) };
+                let Some(c) = weak.upgrade() else { return Ok(()) };
+                c.apply(msg.get_payload_bytes());
+            }
+            _ = beat.tick() => {
+                if weak.strong_count() == 0 {
+                    return Ok(());
+                }
+                tokio::time::timeout(timeout, sink.ping::<redis::Value>())
+                    .await
+                    .map_err(|_| None)?
+                    .map_err(kind)?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SessionRecord;
+
+    fn found(expires_ms: u64) -> Found {
+        Found {
+            record: SessionRecord {
+                business: "b".into(),
+                created_ms: 0,
+                expires_ms,
+                last_used_ms: 0,
+                generation: 0,
+                idle: Duration::from_secs(60),
+                key_id: "k".into(),
+                customer: None,
+            },
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn nothing_is_served_or_kept_without_a_subscription() {
+        let c = LocalCache::new(Duration::from_secs(5));
+        let seen = c.begin();
+        c.keep(&[1; 32], &found(10_000), 1_000, seen);
+        c.set_live(true);
+        assert_eq!(c.get(&[1; 32], 1_000), None, "kept while not subscribed");
+        let seen = c.begin();
+        c.keep(&[1; 32], &found(10_000), 1_000, seen);
+        assert_eq!(c.get(&[1; 32], 1_500), Some(found(10_000)));
+        c.set_live(false);
+        assert_eq!(c.get(&[1; 32], 1_500), None);
+        c.set_live(true);
+        assert_eq!(c.get(&[1; 32], 1_500), None, "emptied when it went down");
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_kept() {
+        let c = LocalCache::new(Duration::from_secs(5));
+        c.set_live(true);
+        let seen = c.begin();
+        c.apply(b"*");
+        c.keep(&[1; 32], &found(10_000), 1_000, seen);
+        assert_eq!(c.get(&[1; 32], 1_000), None);
+    }
+
+    #[test]
+    fn messages_drop_one_session_or_all() {
+        let c = LocalCache::new(Duration::from_secs(5));
+        c.set_live(true);
+        for k in [[1; 32], [2; 32]] {
+            let seen = c.begin();
+            c.keep(&k, &found(10_000), 1_000, seen);
+        }
+        c.apply(crate::store::hex(&[1; 32]).as_bytes());
+        assert_eq!(c.get(&[1; 32], 1_000), None);
+        assert!(c.get(&[2; 32], 1_000).is_some());
+        c.apply(b"something newer");
+        assert_eq!(c.get(&[2; 32], 1_000), None, "unknown: everything goes");
+    }
+
+    #[test]
+    fn a_hit_past_the_cap_or_the_idle_time_goes_to_redis() {
+        let c = LocalCache::new(Duration::from_secs(5));
+        c.set_live(true);
+        let seen = c.begin();
+        c.keep(&[1; 32], &found(10_000), 1_000, seen);
+        assert!(c.get(&[1; 32], 10_000).is_some());
+        assert_eq!(c.get(&[1; 32], 10_001), None, "past the cap");
+        let seen = c.begin();
+        c.keep(&[2; 32], &found(u64::MAX), 1_000, seen);
+        assert!(c.get(&[2; 32], 61_000).is_some());
+        assert_eq!(c.get(&[2; 32], 61_001), None, "idle too long");
+    }
+}
