@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Loopback load test: the demo backend's GET /bench, directly, through
 # scopegate on a public route, and through scopegate on a session route
-# (Authorization: Bearer <token>) with the memory store and with a Redis
-# store, with wrk at 1, 16 and 64 connections. Prints a markdown table.
+# (Authorization: Bearer <token>) with the memory store, with a Redis store,
+# and with a Redis store behind the local session cache (store.local_cache),
+# with wrk at 1, 16 and 64 connections. Prints a markdown table.
 #
 #   benches/load.sh                  # 5 s per run
 #   DURATION=3 benches/load.sh       # seconds per run ("3" or "3s")
@@ -12,8 +13,9 @@
 # Needs wrk (Debian/Ubuntu: apt-get install -y wrk), redis-server
 # (apt-get install -y redis-server: only the binary is used, never a running
 # service), curl and md5sum. Uses the fixed ports 18080 (scopegate, public
-# route), 18081 (backend), 18082 and 18083 (scopegate, session route, memory
-# and Redis store) and 19090-19092 (their admin listeners) on 127.0.0.1 only,
+# route), 18081 (backend), 18082 to 18084 (scopegate, session route, memory
+# store, Redis store, Redis store with the local cache) and 19090-19093 (their
+# admin listeners) on 127.0.0.1 only,
 # and refuses to start if one is taken. Redis is a private redis-server on a
 # free port, without persistence, its directory the temporary one. Everything
 # the script started is stopped on exit. scopegate logs at "warn", so access
@@ -38,6 +40,8 @@ SMEM_PORT=18082
 SMEM_ADMIN_PORT=19091
 SREDIS_PORT=18083
 SREDIS_ADMIN_PORT=19092
+SCACHE_PORT=18084
+SCACHE_ADMIN_PORT=19093
 CONNS=(1 16 64)
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 
@@ -77,7 +81,8 @@ if [[ ${PIN:-0} == 1 ]]; then
 fi
 
 for port in $GATE_PORT $BACKEND_PORT $ADMIN_PORT \
-    $SMEM_PORT $SMEM_ADMIN_PORT $SREDIS_PORT $SREDIS_ADMIN_PORT; do
+    $SMEM_PORT $SMEM_ADMIN_PORT $SREDIS_PORT $SREDIS_ADMIN_PORT \
+    $SCACHE_PORT $SCACHE_ADMIN_PORT; do
     if port_in_use "$port"; then
         echo "$HOST:$port is already in use; stop whatever listens there first" >&2
         exit 1
@@ -187,6 +192,9 @@ write_config "$TMP/session-memory.toml" $SMEM_PORT $SMEM_ADMIN_PORT session \
 write_config "$TMP/session-redis.toml" $SREDIS_PORT $SREDIS_ADMIN_PORT session \
     "$(printf '[store]\nbackend = "redis"\nurl = "redis://%s:%s/"\nkey_prefix = "scopegate-load:"' \
         "$HOST" "$REDIS_PORT")"
+write_config "$TMP/session-cached.toml" $SCACHE_PORT $SCACHE_ADMIN_PORT session \
+    "$(printf '[store]\nbackend = "redis"\nurl = "redis://%s:%s/"\nkey_prefix = "scopegate-load:"\nlocal_cache = "1s"' \
+        "$HOST" "$REDIS_PORT")"
 
 # Neither server may pick up overrides from this shell: RUST_LOG would turn the
 # access log back on, SCOPEGATE_*__* would move the listeners.
@@ -198,7 +206,7 @@ done < <(compgen -e | grep '^SCOPEGATE_' || true)
 "${SCRUB[@]}" ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} \
     "$DEMO" --backend-only --listen "$HOST:$BACKEND_PORT" >"$TMP/backend.log" 2>&1 &
 PIDS+=($!)
-for name in scopegate session-memory session-redis; do
+for name in scopegate session-memory session-redis session-cached; do
     "${SCRUB[@]}" ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} \
         "$GATE" run --config "$TMP/$name.toml" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
@@ -226,11 +234,13 @@ wait_for "http://$HOST:$BACKEND_PORT/v2/health" backend "$TMP/backend.log"
 wait_for "http://$HOST:$ADMIN_PORT/readyz" scopegate "$TMP/scopegate.log"
 wait_for "http://$HOST:$SMEM_ADMIN_PORT/readyz" "scopegate (session, memory)" "$TMP/session-memory.log"
 wait_for "http://$HOST:$SREDIS_ADMIN_PORT/readyz" "scopegate (session, redis)" "$TMP/session-redis.log"
+wait_for "http://$HOST:$SCACHE_ADMIN_PORT/readyz" "scopegate (session, redis + cache)" "$TMP/session-cached.log"
 
 DIRECT_URL="http://$HOST:$BACKEND_PORT/bench"
 GATE_URL="http://$HOST:$GATE_PORT/bench"
 SMEM_URL="http://$HOST:$SMEM_PORT/bench"
 SREDIS_URL="http://$HOST:$SREDIS_PORT/bench"
+SCACHE_URL="http://$HOST:$SCACHE_PORT/bench"
 DIRECT_BODY=$(curl -fs --max-time 5 "$DIRECT_URL")
 if [[ $DIRECT_BODY != "$(curl -fs --max-time 5 "$GATE_URL")" ]]; then
     echo "GET /bench differs between the backend and scopegate; refusing to compare" >&2
@@ -253,6 +263,7 @@ session_token() {
 }
 SMEM_TOKEN=$(session_token $SMEM_PORT "scopegate (session, memory)" "$TMP/session-memory.log")
 SREDIS_TOKEN=$(session_token $SREDIS_PORT "scopegate (session, redis)" "$TMP/session-redis.log")
+SCACHE_TOKEN=$(session_token $SCACHE_PORT "scopegate (session, redis + cache)" "$TMP/session-cached.log")
 
 # check_session URL TOKEN NAME: with the bearer, the backend's answer; without
 # it, 401 (so the rows do measure an authenticated route).
@@ -270,11 +281,15 @@ check_session() {
 }
 check_session "$SMEM_URL" "$SMEM_TOKEN" "scopegate (session, memory)"
 check_session "$SREDIS_URL" "$SREDIS_TOKEN" "scopegate (session, redis)"
+check_session "$SCACHE_URL" "$SCACHE_TOKEN" "scopegate (session, redis + cache)"
 
-TARGETS=(direct scopegate smem sredis)
-declare -A LABEL=([direct]=direct [scopegate]=scopegate [smem]="session (memory)" [sredis]="session (redis)")
-declare -A URL=([direct]=$DIRECT_URL [scopegate]=$GATE_URL [smem]=$SMEM_URL [sredis]=$SREDIS_URL)
-declare -A TOKEN=([direct]="" [scopegate]="" [smem]=$SMEM_TOKEN [sredis]=$SREDIS_TOKEN)
+TARGETS=(direct scopegate smem sredis scache)
+declare -A LABEL=([direct]=direct [scopegate]=scopegate [smem]="session (memory)" [sredis]="session (redis)"
+    [scache]="session (redis, local_cache 1s)")
+declare -A URL=([direct]=$DIRECT_URL [scopegate]=$GATE_URL [smem]=$SMEM_URL [sredis]=$SREDIS_URL
+    [scache]=$SCACHE_URL)
+declare -A TOKEN=([direct]="" [scopegate]="" [smem]=$SMEM_TOKEN [sredis]=$SREDIS_TOKEN
+    [scache]=$SCACHE_TOKEN)
 
 # run_wrk CONNS URL OUT [TOKEN]: one bounded wrk run, with the bearer TOKEN
 # when one is given. In the background and waited for, so that Ctrl-C /

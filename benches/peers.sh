@@ -12,8 +12,8 @@
 #
 # Knobs (environment):
 #   TARGETS     subset of: direct nginx_proxy haproxy_proxy haproxy_jwt
-#               sg_public sg_search sg_session sg_session_redis sg_sso
-#               sg_apikey sg_link (default: all)
+#               sg_public sg_search sg_session sg_session_redis
+#               sg_session_cached sg_sso sg_apikey sg_link (default: all)
 #   CONNS       wrk connections, one run each (default "1 16 64"); wrk -t1
 #   DURATION    seconds per run, "10" or "10s" (default 10)
 #   REPS        repetitions (default 3); the target order is rotated each
@@ -63,6 +63,8 @@
 #   sg_session        session bearer token, memory store
 #   sg_session_redis  session bearer token, Redis store (a second scopegate
 #                     with the same configuration: the store is per process)
+#   sg_session_cached the same behind the local session cache
+#                     (store.local_cache = "1s"; a third scopegate)
 #   sg_sso            SSO v2 token (X-SSO-Token, X-SSO-Company)
 #   sg_apikey         API key + secret key headers
 #   sg_link           action link (GET, not single-use)
@@ -79,7 +81,8 @@
 # equal resources. "CPU us/req" is the utime+stime the target's own processes
 # spent during the run (from /proc/PID/stat, the process and its children)
 # divided by the requests served: for direct the upstream; for proxies the
-# proxy alone; for sg_session_redis scopegate plus redis-server.
+# proxy alone; for sg_session_redis and sg_session_cached scopegate plus
+# redis-server.
 # Non-2xx answers or socket errors in any run flag the cell with "!" and make
 # the exit status 1.
 set -euo pipefail
@@ -98,9 +101,11 @@ GATE_ADMIN_PORT=18191
 GATE_REDIS_PORT=18192
 GATE_REDIS_ADMIN_PORT=18193
 REDIS_PORT=18194
+GATE_CACHE_PORT=18195
+GATE_CACHE_ADMIN_PORT=18196
 
 ALL_TARGETS=(direct nginx_proxy haproxy_proxy haproxy_jwt sg_public sg_search
-    sg_session sg_session_redis sg_sso sg_apikey sg_link)
+    sg_session sg_session_redis sg_session_cached sg_sso sg_apikey sg_link)
 declare -A LABEL=(
     [direct]="direct"
     [nginx_proxy]="nginx proxy_pass"
@@ -110,6 +115,7 @@ declare -A LABEL=(
     [sg_search]="scopegate signed search"
     [sg_session]="scopegate session (memory)"
     [sg_session_redis]="scopegate session (Redis)"
+    [sg_session_cached]="scopegate session (Redis, local cache)"
     [sg_sso]="scopegate SSO v2"
     [sg_apikey]="scopegate API key"
     [sg_link]="scopegate action link"
@@ -198,8 +204,10 @@ fi
     drop haproxy_jwt "haproxy not installed (sudo apt-get install -y haproxy)"
 }
 [[ -n $OPENSSL ]] || drop haproxy_jwt "openssl (to mint its JWT) not installed (sudo apt-get install -y openssl)"
-[[ -n $REDIS_SERVER ]] ||
+[[ -n $REDIS_SERVER ]] || {
     drop sg_session_redis "redis-server not installed (sudo apt-get install -y redis-server)"
+    drop sg_session_cached "redis-server not installed (sudo apt-get install -y redis-server)"
+}
 (( ${#TARGETS[@]} > 0 )) || die "nothing left to measure"
 
 SERVER_PIN=()
@@ -221,7 +229,9 @@ PORTS=("$UPSTREAM_PORT")
 wants nginx_proxy && PORTS+=("$NGINX_PROXY_PORT")
 wants haproxy_ && PORTS+=("$HAPROXY_PLAIN_PORT" "$HAPROXY_JWT_PORT")
 wants sg_ && PORTS+=("$GATE_PORT" "$GATE_ADMIN_PORT")
-wants sg_session_redis && PORTS+=("$GATE_REDIS_PORT" "$GATE_REDIS_ADMIN_PORT" "$REDIS_PORT")
+wants sg_session_redis && PORTS+=("$GATE_REDIS_PORT" "$GATE_REDIS_ADMIN_PORT")
+wants sg_session_cached && PORTS+=("$GATE_CACHE_PORT" "$GATE_CACHE_ADMIN_PORT")
+{ wants sg_session_redis || wants sg_session_cached; } && PORTS+=("$REDIS_PORT")
 for port in "${PORTS[@]}"; do
     port_in_use "$port" && die "$HOST:$port is already in use; stop whatever listens there first"
 done
@@ -389,7 +399,7 @@ EOF
     wait_for haproxy "http://$HOST:$HAPROXY_PLAIN_PORT/bench" "$TMP/haproxy.log"
 fi
 
-if wants sg_session_redis; then
+if wants sg_session_redis || wants sg_session_cached; then
     start redis "$TMP/redis.log" "$REDIS_SERVER" --bind "$HOST" --port "$REDIS_PORT" \
         --save "" --appendonly no --dir "$TMP" --daemonize no --logfile ""
     for i in $(seq 50); do
@@ -492,6 +502,8 @@ EOF
         "$(printf '[store]\nbackend = "memory"')"
     gate_config "$TMP/gate-redis.toml" "$GATE_REDIS_PORT" "$GATE_REDIS_ADMIN_PORT" \
         "$(printf '[store]\nbackend = "redis"\nurl_file = "redis.url"\nkey_prefix = "scopegate-peers:"')"
+    gate_config "$TMP/gate-cached.toml" "$GATE_CACHE_PORT" "$GATE_CACHE_ADMIN_PORT" \
+        "$(printf '[store]\nbackend = "redis"\nurl_file = "redis.url"\nkey_prefix = "scopegate-peers:"\nlocal_cache = "1s"')"
 
     # No override from this shell: RUST_LOG would turn access records back
     # on, SCOPEGATE_* would move listeners or change the worker count.
@@ -500,8 +512,9 @@ EOF
         SCRUB+=(-u "$var")
     done < <(compgen -e | grep '^SCOPEGATE_' || true)
 
-    for cfg in gate gate-redis; do
+    for cfg in gate gate-redis gate-cached; do
         [[ $cfg == gate-redis ]] && ! wants sg_session_redis && continue
+        [[ $cfg == gate-cached ]] && ! wants sg_session_cached && continue
         if ! "${SCRUB[@]}" "$GATE" check --config "$TMP/$cfg.toml" >"$TMP/$cfg.check" 2>&1; then
             cat "$TMP/$cfg.check" >&2
             die "scopegate check refused $TMP/$cfg.toml"
@@ -513,6 +526,11 @@ EOF
         start scopegate_redis "$TMP/gate-redis.log" "${SCRUB[@]}" \
             "$GATE" run --config "$TMP/gate-redis.toml" --workers "$WORKERS"
         wait_for scopegate_redis "http://$HOST:$GATE_REDIS_ADMIN_PORT/readyz" "$TMP/gate-redis.log"
+    fi
+    if wants sg_session_cached; then
+        start scopegate_cached "$TMP/gate-cached.log" "${SCRUB[@]}" \
+            "$GATE" run --config "$TMP/gate-cached.toml" --workers "$WORKERS"
+        wait_for scopegate_cached "http://$HOST:$GATE_CACHE_ADMIN_PORT/readyz" "$TMP/gate-cached.log"
     fi
 fi
 
@@ -542,6 +560,7 @@ for t in sg_public sg_search sg_session sg_sso sg_apikey sg_link; do
     URL[$t]="http://$HOST:$GATE_PORT/bench"; PROCS[$t]=scopegate
 done
 URL[sg_session_redis]="http://$HOST:$GATE_REDIS_PORT/bench"; PROCS[sg_session_redis]="scopegate_redis redis"
+URL[sg_session_cached]="http://$HOST:$GATE_CACHE_PORT/bench"; PROCS[sg_session_cached]="scopegate_cached redis"
 for t in "${ALL_TARGETS[@]}"; do HDRS[$t]=""; done
 
 # tamper STRING: STRING with one character 6 from its end changed (inside a
@@ -621,10 +640,11 @@ if wants sg_; then
             sed -n 's/.*"sessionToken":"\([^"]*\)".*/\1/p'
     }
     bogus="Authorization: Bearer st:api:api:$(rand_hex 16)"
-    for t in sg_session sg_session_redis; do
+    for t in sg_session sg_session_redis sg_session_cached; do
         wants "$t" || continue
         port=$GATE_PORT
         [[ $t == sg_session_redis ]] && port=$GATE_REDIS_PORT
+        [[ $t == sg_session_cached ]] && port=$GATE_CACHE_PORT
         token=$(session_token "$port")
         [[ -n $token ]] || CHECK_FAIL[$t]+="the session handshake failed; "
         HDRS[$t]=$(printf 'Host: session.bench\nAuthorization: Bearer %s' "$token")
