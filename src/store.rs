@@ -461,10 +461,8 @@ impl Store {
                     .arg(&k)
                     .arg(rec.idle.as_millis().max(1) as u64)
                     .ignore();
-                r.publish(&mut pipe, &hex(key));
-                let done = r.run_pipe(&pipe).await;
-                r.forget(Some(key));
-                done
+                // A new random token: in no replica's cache, nothing to publish.
+                r.run_pipe(&pipe).await
             }
         }
     }
@@ -677,10 +675,14 @@ impl Redis {
     }
 
     /// Adds to `pipe` the message that tells every replica's local cache
-    /// to drop a session (its hex key) or all of them ([`local::ALL`]).
-    /// Published whether or not this replica caches: others may.
+    /// to drop a session (its hex key) or all of them ([`local::ALL`]), when
+    /// this replica is configured with `local_cache` (the replicas of one
+    /// deployment share it). Without it nothing is published, so a Redis
+    /// user without channel rights keeps working as before.
     fn publish(&self, pipe: &mut redis::Pipeline, what: &str) {
-        pipe.cmd("PUBLISH").arg(&self.channel).arg(what).ignore();
+        if self.cache.is_some() {
+            pipe.cmd("PUBLISH").arg(&self.channel).arg(what).ignore();
+        }
     }
 
     /// Drops this replica's cached copy of a session (`None`: of all),

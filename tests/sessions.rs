@@ -473,8 +473,9 @@ async fn until_cached(gate: &Gate, token: &str) {
 }
 
 /// Uses `token` on `gate` until it answers `status`; how long that took.
-/// Panics after 1 s: a fifth of the cache lifetime these tests configure, so
-/// an answer within it came from a pushed invalidation, not from expiry.
+/// Panics after 3 s: under a third of the cache lifetime these tests
+/// configure, so an answer within it came from a pushed invalidation, not
+/// from expiry.
 async fn until_status(gate: &Gate, token: &str, status: u16) -> Duration {
     let started = Instant::now();
     loop {
@@ -484,8 +485,8 @@ async fn until_status(gate: &Gate, token: &str, status: u16) -> Duration {
         }
         assert_eq!(got, 200, "neither served nor {status}");
         assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "still served after 1 s: the change did not reach the cache"
+            started.elapsed() < Duration::from_secs(3),
+            "still served after 3 s: the change did not reach the cache"
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -493,13 +494,13 @@ async fn until_status(gate: &Gate, token: &str, status: u16) -> Duration {
 
 /// `store.local_cache`: a replica serves a session it read recently without
 /// asking Redis, and a logout, a revocation, a lost subscription or Redis
-/// gone still reach it at once (well inside the cache's 5 s lifetime).
+/// gone still reach it at once (well inside the cache's 10 s lifetime).
 #[tokio::test]
 async fn a_local_cache_serves_sessions_and_revocation_still_reaches_every_replica() {
     let mut redis = RedisServer::start().await;
     let up = Upstream::start(Behavior::Ok).await;
     let store = format!(
-        "\n[store]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout = \"300ms\"\nlocal_cache = \"5s\"\n",
+        "\n[store]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout = \"300ms\"\nlocal_cache = \"10s\"\n",
         redis.url()
     );
     let toml = config(up.addr, &routes(&store));

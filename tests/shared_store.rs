@@ -286,3 +286,71 @@ async fn redis_restarted_under_load_fails_closed_then_recovers() {
     let url = gate.url(&link(&cfg, "after"));
     assert_eq!(get(&url).await.status, 200);
 }
+
+/// A Redis user limited to scopegate's keys, with no channel rights (Redis
+/// 7's default for new users): without `local_cache` nothing is published,
+/// so sessions work as they always did; with it, the cache needs the
+/// channel, and asks for it loudly (503) rather than serving unrevocable
+/// entries.
+#[tokio::test]
+async fn a_user_without_channel_rights_needs_no_channel_unless_the_cache_is_on() {
+    let redis = RedisServer::start().await;
+    let mut admin = ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = ::redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "gate",
+            "on",
+            ">gate-pw",
+            "~t:*",
+            "+@all",
+            "resetchannels",
+        ])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("redis://gate:gate-pw@{}/", redis.addr);
+    let store = |local_cache| {
+        Store::new(&StoreSettings::Redis {
+            url: url.clone(),
+            key_prefix: "t:".into(),
+            timeout: Duration::from_millis(500),
+            local_cache,
+        })
+        .unwrap()
+    };
+    let rec = SessionRecord {
+        business: "biz-1".into(),
+        created_ms: 1_000,
+        expires_ms: 1_000 + 86_400_000,
+        last_used_ms: 1_000,
+        generation: 0,
+        idle: Duration::from_secs(3600),
+        key_id: "0011223344556677".into(),
+        customer: None,
+    };
+    let k = key("session", &[b"st:api:api:5d41402abc4b2a76b9719d911017c592"]);
+
+    let plain = store(None);
+    plain.session_put(&k, &rec).await.unwrap();
+    assert!(plain.session_touch(&k, 2_000).await.unwrap().is_some());
+    assert_eq!(plain.session_delete(&k).await, Ok(true));
+    assert_eq!(plain.revoke_business("biz-1").await, Ok(1));
+
+    let cached = store(Some(Duration::from_secs(1)));
+    cached.session_put(&k, &rec).await.unwrap();
+    assert!(cached.session_touch(&k, 2_000).await.unwrap().is_some());
+    assert_eq!(
+        cached.session_delete(&k).await,
+        Err(scopegate::store::StoreError::Unavailable),
+        "the logout cannot be published: refused, not half done"
+    );
+    assert!(
+        cached.session_touch(&k, 3_000).await.unwrap().is_some(),
+        "the session was not deleted without its message"
+    );
+}

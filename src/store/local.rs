@@ -10,14 +10,16 @@
 //!
 //! Why revocation stays immediate:
 //!
-//! - Every logout, session write and business revocation is published on a
-//!   Redis channel (`<prefix>invalidate`) in the same pipeline as the write,
-//!   by every replica, cached or not. Each caching replica holds a
-//!   subscription and drops what a message names as soon as it arrives: the
-//!   delay is one push on an open connection, the same as any reply.
+//! - Every logout and business revocation is published on a Redis channel
+//!   (`<prefix>invalidate`) in the same transaction as the write, by every
+//!   replica configured with `local_cache` (all of a deployment's replicas
+//!   must be). Each caching replica holds a subscription and drops what a
+//!   message names as soon as it arrives: the delay is one push on an open
+//!   connection, the same as any reply.
 //! - The replica that makes the change drops its own entry before answering.
 //! - Entries are served only while the subscription is up (confirmed by a
-//!   `PING` every second). A dropped or silent subscription stops all serving
+//!   `PING` every second, answered within 250 ms). A dropped or silent
+//!   subscription (then within 1.25 s) stops all serving
 //!   from the cache and empties it; it resumes, empty, once resubscribed, so
 //!   a message missed while down cannot leave a stale entry.
 //! - A read that raced an invalidation does not keep what it read (a counter
@@ -45,11 +47,17 @@ const CAPACITY: u64 = 100_000;
 /// How often the subscription is checked with a `PING`.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// How long a `PING` on the subscription may take before it counts as dead.
+const PONG_WITHIN: Duration = Duration::from_millis(250);
+
 /// One session as a use read it from Redis.
 struct Entry {
     found: Found,
     /// When that use happened (unix ms): Redis slid the idle expiry to it.
     touched_ms: u64,
+    /// [`LocalCache::epoch`] when kept: `forget_all` outdates it without
+    /// relying on the cache's own clock.
+    epoch: u64,
 }
 
 pub(super) struct LocalCache {
@@ -58,6 +66,8 @@ pub(super) struct LocalCache {
     live: AtomicBool,
     /// Invalidations applied so far.
     seq: AtomicU64,
+    /// `forget_all`s so far.
+    epoch: AtomicU64,
 }
 
 impl LocalCache {
@@ -69,6 +79,7 @@ impl LocalCache {
                 .build(),
             live: AtomicBool::new(false),
             seq: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         })
     }
 
@@ -78,6 +89,9 @@ impl LocalCache {
             return None;
         }
         let e = self.entries.get(key)?;
+        if e.epoch != self.epoch.load(SeqCst) {
+            return None;
+        }
         let r = &e.found.record;
         let idle_ms = u64::try_from(r.idle.as_millis()).unwrap_or(u64::MAX);
         // Past either limit, Redis decides (and deletes).
@@ -101,6 +115,7 @@ impl LocalCache {
         let entry = Arc::new(Entry {
             found: found.clone(),
             touched_ms,
+            epoch: self.epoch.load(SeqCst),
         });
         self.entries.insert(*key, entry);
         // An invalidation applied between the check and the insert may have
@@ -118,6 +133,7 @@ impl LocalCache {
 
     /// Drops every session.
     pub(super) fn forget_all(&self) {
+        self.epoch.fetch_add(1, SeqCst);
         self.seq.fetch_add(1, SeqCst);
         self.entries.invalidate_all();
     }
@@ -219,7 +235,8 @@ async fn listen(
                 if weak.strong_count() == 0 {
                     return Ok(());
                 }
-                tokio::time::timeout(timeout, sink.ping::<redis::Value>())
+                // Messages arriving meanwhile wait in the stream's queue.
+                tokio::time::timeout(timeout.min(PONG_WITHIN), sink.ping::<redis::Value>())
                     .await
                     .map_err(|_| None)?
                     .map_err(kind)?;
