@@ -20,6 +20,9 @@
 //!   has a deadline. When Redis cannot answer, operations fail with
 //!   [`StoreError::Unavailable`] (the caller answers 503: fail closed) and
 //!   work again as soon as it is back.
+//!   With `local_cache` set, each replica also keeps the sessions it read
+//!   for that long, dropped on every replica by a published message when
+//!   one is logged out or its business revoked (`store/local.rs`).
 //!
 //! Time checks (idle, absolute cap) are made by the caller against its own
 //! clock from the record's fields; the backends' own expiry only collects
