@@ -549,12 +549,10 @@ impl Store {
             // flight cannot write the session back after it is removed.
             Backend::Memory(m) => Ok(m.sessions.delete(key)),
             Backend::Redis(r) => {
-                let mut pipe = redis::pipe();
-                pipe.atomic().cmd("DEL").arg(r.session(key));
-                r.publish(&mut pipe, &hex(key));
-                let done = r.run_pipe::<(i64,)>(&pipe).await;
-                r.forget(Some(key));
-                Ok(done?.0 > 0)
+                let n: i64 = r
+                    .change(redis::cmd("DEL").arg(r.session(key)), Some(key))
+                    .await?;
+                Ok(n > 0)
             }
         }
     }
@@ -582,12 +580,8 @@ impl Store {
                 Ok(before.get(business).copied().unwrap_or(0) + 1)
             }
             Backend::Redis(r) => {
-                let mut pipe = redis::pipe();
-                pipe.atomic().cmd("INCR").arg(r.gen(business));
-                r.publish(&mut pipe, local::ALL);
-                let done = r.run_pipe::<(u64,)>(&pipe).await;
-                r.forget(None);
-                Ok(done?.0)
+                r.change(redis::cmd("INCR").arg(r.gen(business)), None)
+                    .await
             }
         }
     }
@@ -677,25 +671,34 @@ impl Redis {
         .await
     }
 
-    /// Adds to `pipe` the message that tells every replica's local cache
-    /// to drop a session (its hex key) or all of them ([`local::ALL`]), when
-    /// this replica is configured with `local_cache` (the replicas of one
-    /// deployment share it). Without it nothing is published, so a Redis
-    /// user without channel rights keeps working as before.
-    fn publish(&self, pipe: &mut redis::Pipeline, what: &str) {
-        if self.cache.is_some() {
-            pipe.cmd("PUBLISH").arg(&self.channel).arg(what).ignore();
+    /// Runs `cmd`, a change that ends a session (`key`) or all of them
+    /// (`None`). With `local_cache` it runs in one transaction with the
+    /// message that makes every replica's cache drop what it ended, and this
+    /// replica's copy is dropped before answering, whatever the outcome.
+    /// Without it, the command alone: nothing is published, so a Redis user
+    /// without channel rights keeps working as before.
+    async fn change<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        key: Option<&Key>,
+    ) -> Result<T, StoreError> {
+        let Some(cache) = &self.cache else {
+            return self.run(cmd).await;
+        };
+        let what = key.map_or_else(|| local::ALL.to_string(), |k| hex(k));
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .add_command(cmd.clone())
+            .cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(what)
+            .ignore();
+        let done = self.run_pipe::<(T,)>(&pipe).await;
+        match key {
+            Some(k) => cache.forget(k),
+            None => cache.forget_all(),
         }
-    }
-
-    /// Drops this replica's cached copy of a session (`None`: of all),
-    /// before the change is answered; the published message follows.
-    fn forget(&self, key: Option<&Key>) {
-        match (&self.cache, key) {
-            (Some(c), Some(k)) => c.forget(k),
-            (Some(c), None) => c.forget_all(),
-            (None, _) => {}
-        }
+        done.map(|(v,)| v)
     }
 }
 

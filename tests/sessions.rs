@@ -364,16 +364,23 @@ async fn many_requests_at_the_expiry_boundary_are_each_200_or_401() {
 
 // ---- shared across instances through Redis ----
 
-#[tokio::test]
-async fn two_instances_share_sessions_through_redis() {
-    let mut redis = RedisServer::start().await;
+/// A real redis-server, an upstream, and two gates in front of it sharing
+/// that Redis as their store, with `extra` lines in `[store]`.
+async fn two_gates_on_redis(extra: &str) -> (RedisServer, Upstream, Gate, Gate) {
+    let redis = RedisServer::start().await;
     let up = Upstream::start(Behavior::Ok).await;
     let store = format!(
-        "\n[store]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout = \"300ms\"\n",
+        "\n[store]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout = \"300ms\"\n{extra}",
         redis.url()
     );
     let toml = config(up.addr, &routes(&store));
     let (a, b) = (Gate::start(&toml).await, Gate::start(&toml).await);
+    (redis, up, a, b)
+}
+
+#[tokio::test]
+async fn two_instances_share_sessions_through_redis() {
+    let (mut redis, up, a, b) = two_gates_on_redis("").await;
     let now = unix_now().to_string();
 
     let token = issue(&a, &handshake_md5(&now)).await;
@@ -497,14 +504,7 @@ async fn until_status(gate: &Gate, token: &str, status: u16) -> Duration {
 /// gone still reach it at once (well inside the cache's 10 s lifetime).
 #[tokio::test]
 async fn a_local_cache_serves_sessions_and_revocation_still_reaches_every_replica() {
-    let mut redis = RedisServer::start().await;
-    let up = Upstream::start(Behavior::Ok).await;
-    let store = format!(
-        "\n[store]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout = \"300ms\"\nlocal_cache = \"10s\"\n",
-        redis.url()
-    );
-    let toml = config(up.addr, &routes(&store));
-    let (a, b) = (Gate::start(&toml).await, Gate::start(&toml).await);
+    let (mut redis, up, a, b) = two_gates_on_redis("local_cache = \"10s\"\n").await;
     let now = unix_now().to_string();
     let mut delays = Vec::new();
 

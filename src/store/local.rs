@@ -207,15 +207,8 @@ async fn listen(
     channel: &str,
     timeout: Duration,
 ) -> Result<(), Option<redis::ErrorKind>> {
-    let kind = |e: redis::RedisError| Some(e.kind());
-    let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
-        .await
-        .map_err(|_| None)?
-        .map_err(kind)?;
-    tokio::time::timeout(timeout, pubsub.subscribe(channel))
-        .await
-        .map_err(|_| None)?
-        .map_err(kind)?;
+    let mut pubsub = within(timeout, client.get_async_pubsub()).await?;
+    within(timeout, pubsub.subscribe(channel)).await?;
     let (mut sink, mut stream) = pubsub.split();
     match weak.upgrade() {
         Some(c) => c.set_live(true),
@@ -236,12 +229,20 @@ async fn listen(
                     return Ok(());
                 }
                 // Messages arriving meanwhile wait in the stream's queue.
-                tokio::time::timeout(timeout.min(PONG_WITHIN), sink.ping::<redis::Value>())
-                    .await
-                    .map_err(|_| None)?
-                    .map_err(kind)?;
+                within(timeout.min(PONG_WITHIN), sink.ping::<redis::Value>()).await?;
             }
         }
+    }
+}
+
+/// `op` within `limit`; a failure as its error kind (`None`: too late).
+async fn within<T>(
+    limit: Duration,
+    op: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Option<redis::ErrorKind>> {
+    match tokio::time::timeout(limit, op).await {
+        Ok(r) => r.map_err(|e| Some(e.kind())),
+        Err(_) => Err(None),
     }
 }
 
@@ -266,15 +267,19 @@ mod tests {
         }
     }
 
+    /// Keeps `f` under `k` as a read that raced nothing would.
+    fn kept(c: &LocalCache, k: &Key, f: &Found) {
+        let seen = c.begin();
+        c.keep(k, f, 1_000, seen);
+    }
+
     #[test]
     fn nothing_is_served_or_kept_without_a_subscription() {
         let c = LocalCache::new(Duration::from_secs(5));
-        let seen = c.begin();
-        c.keep(&[1; 32], &found(10_000), 1_000, seen);
+        kept(&c, &[1; 32], &found(10_000));
         c.set_live(true);
         assert_eq!(c.get(&[1; 32], 1_000), None, "kept while not subscribed");
-        let seen = c.begin();
-        c.keep(&[1; 32], &found(10_000), 1_000, seen);
+        kept(&c, &[1; 32], &found(10_000));
         assert_eq!(c.get(&[1; 32], 1_500), Some(found(10_000)));
         c.set_live(false);
         assert_eq!(c.get(&[1; 32], 1_500), None);
@@ -297,8 +302,7 @@ mod tests {
         let c = LocalCache::new(Duration::from_secs(5));
         c.set_live(true);
         for k in [[1; 32], [2; 32]] {
-            let seen = c.begin();
-            c.keep(&k, &found(10_000), 1_000, seen);
+            kept(&c, &k, &found(10_000));
         }
         c.apply(crate::store::hex(&[1; 32]).as_bytes());
         assert_eq!(c.get(&[1; 32], 1_000), None);
@@ -311,12 +315,10 @@ mod tests {
     fn a_hit_past_the_cap_or_the_idle_time_goes_to_redis() {
         let c = LocalCache::new(Duration::from_secs(5));
         c.set_live(true);
-        let seen = c.begin();
-        c.keep(&[1; 32], &found(10_000), 1_000, seen);
+        kept(&c, &[1; 32], &found(10_000));
         assert!(c.get(&[1; 32], 10_000).is_some());
         assert_eq!(c.get(&[1; 32], 10_001), None, "past the cap");
-        let seen = c.begin();
-        c.keep(&[2; 32], &found(u64::MAX), 1_000, seen);
+        kept(&c, &[2; 32], &found(u64::MAX));
         assert!(c.get(&[2; 32], 61_000).is_some());
         assert_eq!(c.get(&[2; 32], 61_001), None, "idle too long");
     }
