@@ -386,12 +386,21 @@ pub async fn get(url: &str) -> Reply {
 
 /// Writes raw bytes, then reads until the server closes or `wait` passes
 /// without new data. Returns everything read, lossily as text.
+///
+/// The first byte gets at least [`FIRST_BYTE_WAIT`]: on a machine busy with a
+/// parallel build a refusal can take longer than `wait` to come, and a test
+/// reading an empty answer would fail for the wrong reason.
 pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(bytes).await.unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        let wait = if out.is_empty() {
+            wait.max(FIRST_BYTE_WAIT)
+        } else {
+            wait
+        };
         match tokio::time::timeout(wait, s.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
             Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
@@ -408,6 +417,9 @@ pub fn statuses(raw: &str) -> Vec<u16> {
 }
 
 pub const RAW_WAIT: Duration = Duration::from_millis(500);
+
+/// How long [`raw`] waits for the first byte of an answer.
+pub const FIRST_BYTE_WAIT: Duration = Duration::from_secs(10);
 
 /// A GET with exact bytes (no client-side normalization), read to the end.
 pub async fn get_raw(gate: &Gate, target: &str, extra: &str) -> String {
