@@ -586,10 +586,31 @@ fn the_local_cache_is_for_redis_and_at_most_10_seconds() {
                 "\n[store]\nbackend = \"{backend}\"\n{url}local_cache = \"{cache}\"\n"
             )),
         );
-        Config::from_toml(&toml).map(|c| format!("{:?}", c.store))
+        Config::from_toml(&toml).map(|c| (format!("{:?}", c.store), c.warnings))
     };
-    let ok = store("redis", "2s").unwrap();
+    let (ok, warnings) = store("redis", "2s").unwrap();
     assert!(ok.contains("local_cache: Some(2s)"), "{ok}");
+    let about_idle = |w: &Vec<String>| {
+        w.iter()
+            .filter(|w| w.contains(".idle"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(about_idle(&warnings).is_empty(), "{warnings:?}");
+    // A business idle (4h here) not longer than the cache is let through with
+    // a warning: its sessions can expire while in constant use.
+    let toml = config(
+        upstream,
+        &routes("\n[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:1/\"\nlocal_cache = \"5s\"\n"),
+    )
+    .replace("idle = \"4h\"", "idle = \"5s\"");
+    let warnings = about_idle(&Config::from_toml(&toml).unwrap().warnings);
+    assert!(
+        warnings.len() == 1
+            && warnings[0]
+                .starts_with("business[0].idle (5s) is not longer than store.local_cache (5s)"),
+        "{warnings:?}"
+    );
     for (backend, cache, want) in [
         ("memory", "2s", "only applies to backend = \"redis\""),
         ("redis", "11s", "between 1ms and 10s"),

@@ -491,6 +491,7 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         timekit::check_link_path(&mut c, routes, &auth);
     }
     let store = compile_store(&mut c, &raw.store);
+    check_local_cache(&mut c, &store, &raw);
     auth.failures = compile_failures(&mut c, &raw.failures, &store);
     if matches!(store, crate::store::StoreSettings::Memory { .. })
         && auth.actions.actions.iter().any(|a| a.single_use)
@@ -666,6 +667,39 @@ fn compile_sessions(
 
 /// The longest a replica may serve a session from its local cache.
 const MAX_LOCAL_CACHE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Warns of sessions whose idle timeout is not longer than the local cache:
+/// Redis's idle timer is slid once per cache lifetime, so such a session can
+/// expire while it is in constant use (it fails closed: the client must start
+/// a new session).
+fn check_local_cache(c: &mut Checker, store: &crate::store::StoreSettings, raw: &raw::RawConfig) {
+    let crate::store::StoreSettings::Redis {
+        local_cache: Some(cache),
+        ..
+    } = store
+    else {
+        return;
+    };
+    let sso = (raw.sso.session.handout != "none" && !raw.sso_company.is_empty())
+        .then(|| ("sso.session.idle".to_string(), raw.sso.session.idle.0));
+    let idles = raw
+        .business
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (format!("business[{i}].idle"), b.idle.0))
+        .chain(sso);
+    for (key, idle) in idles {
+        if !idle.is_zero() && idle <= *cache {
+            c.warnings.push(format!(
+                "{key} ({}) is not longer than store.local_cache ({}): Redis's idle timer is \
+                 slid once per cache lifetime, so a session in constant use can expire; make \
+                 the cache shorter than the idle timeout",
+                humantime::format_duration(idle),
+                humantime::format_duration(*cache),
+            ));
+        }
+    }
+}
 
 fn compile_store(c: &mut Checker, s: &raw::RawStore) -> crate::store::StoreSettings {
     use crate::store::StoreSettings;
