@@ -23,13 +23,14 @@
 //!   from the cache and empties it; it resumes, empty, once resubscribed, so
 //!   a message missed while down cannot leave a stale entry.
 //! - A read that raced an invalidation does not keep what it read (a counter
-//!   of invalidations is compared before and after storing it).
+//!   of invalidations is checked under a per-key lock the invalidation also
+//!   takes; see [`LocalCache::keep`]).
 //! - Even a lost message cannot keep a revoked session alive longer than
 //!   the entry's lifetime, which the configuration caps at 10 s.
 
 use std::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering::SeqCst},
-    Arc, Weak,
+    Arc, Mutex, Weak,
 };
 use std::time::Duration;
 
@@ -68,7 +69,12 @@ pub(super) struct LocalCache {
     seq: AtomicU64,
     /// `forget_all`s so far.
     epoch: AtomicU64,
+    /// A keep and a forget of the same key never interleave (a key picks
+    /// its lock by its first byte; keys are hashes).
+    stripes: [Mutex<()>; STRIPES],
 }
+
+const STRIPES: usize = 64;
 
 impl LocalCache {
     pub(super) fn new(ttl: Duration) -> Arc<Self> {
@@ -80,7 +86,14 @@ impl LocalCache {
             live: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
+            stripes: std::array::from_fn(|_| Mutex::new(())),
         })
+    }
+
+    fn stripe(&self, key: &Key) -> std::sync::MutexGuard<'_, ()> {
+        self.stripes[usize::from(key[0]) % STRIPES]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The session as last read, when it may be served without Redis.
@@ -108,33 +121,39 @@ impl LocalCache {
 
     /// Keeps what a use read from Redis at `touched_ms`, unless an
     /// invalidation arrived since `seen` (then the read may be stale).
+    ///
+    /// Once a `forget` or `forget_all` has returned, no read that began
+    /// before it is served: `forget` counts first, then drops the key under
+    /// the key's lock, and this checks the count and inserts under the same
+    /// lock, so the insert either precedes the drop or sees the count; the
+    /// epoch is read before the count, and `forget_all` counts before it
+    /// moves the epoch, so an entry that passed the check carries an epoch
+    /// that `forget_all` outdates.
     pub(super) fn keep(&self, key: &Key, found: &Found, touched_ms: u64, seen: u64) {
+        let epoch = self.epoch.load(SeqCst);
+        let _key = self.stripe(key);
         if !self.live.load(SeqCst) || self.seq.load(SeqCst) != seen {
             return;
         }
         let entry = Arc::new(Entry {
             found: found.clone(),
             touched_ms,
-            epoch: self.epoch.load(SeqCst),
+            epoch,
         });
         self.entries.insert(*key, entry);
-        // An invalidation applied between the check and the insert may have
-        // missed the entry: drop it.
-        if self.seq.load(SeqCst) != seen {
-            self.entries.invalidate(key);
-        }
     }
 
     /// Drops one session.
     pub(super) fn forget(&self, key: &Key) {
         self.seq.fetch_add(1, SeqCst);
+        let _key = self.stripe(key);
         self.entries.invalidate(key);
     }
 
     /// Drops every session.
     pub(super) fn forget_all(&self) {
-        self.epoch.fetch_add(1, SeqCst);
         self.seq.fetch_add(1, SeqCst);
+        self.epoch.fetch_add(1, SeqCst);
         self.entries.invalidate_all();
     }
 
@@ -295,6 +314,51 @@ mod tests {
         c.apply(b"*");
         c.keep(&[1; 32], &found(10_000), 1_000, seen);
         assert_eq!(c.get(&[1; 32], 1_000), None);
+    }
+
+    /// Races keeps of one session against invalidations of it, on two
+    /// threads: once `forget` (or `forget_all`) has returned, no read that
+    /// began before it may be served. A kept entry carries the mark its read
+    /// began with as its generation; only the invalidating thread moves marks.
+    fn no_stale_read_survives(invalidate: fn(&LocalCache, &Key)) {
+        const ROUNDS: u64 = 100_000;
+        let c = LocalCache::new(Duration::from_secs(5));
+        c.set_live(true);
+        let k: Key = [7; 32];
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(SeqCst) {
+                    let seen = c.begin();
+                    let mut f = found(u64::MAX);
+                    f.generation = seen;
+                    c.keep(&k, &f, 1_000, seen);
+                }
+            });
+            let mut stale = 0;
+            for _ in 0..ROUNDS {
+                invalidate(&c, &k);
+                let after = c.begin();
+                if c.get(&k, 1_000).is_some_and(|f| f.generation != after) {
+                    stale += 1;
+                }
+            }
+            done.store(true, SeqCst);
+            assert_eq!(
+                stale, 0,
+                "reads from before an invalidation served after it"
+            );
+        });
+    }
+
+    #[test]
+    fn a_read_racing_a_forget_is_never_served_after_it() {
+        no_stale_read_survives(|c, k| c.forget(k));
+    }
+
+    #[test]
+    fn a_read_racing_a_forget_all_is_never_served_after_it() {
+        no_stale_read_survives(|c, _| c.forget_all());
     }
 
     #[test]
