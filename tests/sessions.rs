@@ -569,6 +569,142 @@ async fn a_local_cache_serves_sessions_and_revocation_still_reaches_every_replic
     println!("a change reached the other replica's cache after {delays:?} (logout, revocation, subscription cut, Redis gone)");
 }
 
+/// A TCP relay to `target` that can go silent: frozen, it keeps every
+/// connection open and reads on, but passes nothing on in either direction
+/// (a network path that drops packets without a reset), until thawed.
+struct Relay {
+    addr: std::net::SocketAddr,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::{atomic::AtomicBool, Arc};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let f = Arc::clone(&frozen);
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(Self::pass(cr, sw, Arc::clone(&f)));
+                tokio::spawn(Self::pass(sr, cw, Arc::clone(&f)));
+            }
+        });
+        Self { addr, frozen, task }
+    }
+
+    async fn pass(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use std::sync::atomic::Ordering::SeqCst;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            while frozen.load(SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn set_frozen(&self, on: bool) {
+        self.frozen.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A subscription that goes silent (no reset, no end: a path dropping
+/// packets) is found out by its heartbeat: the replica stops serving from its
+/// cache within about a second and a quarter, so a logout it never heard of
+/// ends there too, long before the 10 s entry lifetime. Thawed, it
+/// resubscribes and serves from the cache again, without a restart.
+#[tokio::test]
+async fn a_silent_subscription_stops_the_cache_within_its_heartbeat() {
+    let redis = RedisServer::start().await;
+    let up = Upstream::start(Behavior::Ok).await;
+    let relay = Relay::start(redis.addr).await;
+    let store = |url: String| {
+        format!(
+            "\n[store]\nbackend = \"redis\"\nurl = \"{url}\"\ntimeout = \"300ms\"\nlocal_cache = \"10s\"\n"
+        )
+    };
+    let a = Gate::start(&config(up.addr, &routes(&store(redis.url())))).await;
+    let b = Gate::start(&config(
+        up.addr,
+        &routes(&store(format!("redis://{}/", relay.addr))),
+    ))
+    .await;
+    let now = unix_now().to_string();
+    let token = issue(&a, &handshake_md5(&now)).await;
+    until_cached(&b, &token).await;
+
+    // B's path to Redis goes silent; the logout on A is published, and B
+    // never hears of it.
+    relay.set_frozen(true);
+    let logout = send(
+        Request::delete(a.url("/sessionToken"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(logout.status, 204);
+    let frozen = Instant::now();
+    let mut served = 0;
+    // When the first request that was not served from the cache was sent.
+    let ended = loop {
+        let sent = frozen.elapsed();
+        match bearer(&b, "/v2/appointments/x", &token)
+            .await
+            .status
+            .as_u16()
+        {
+            200 => served += 1,
+            // Off the cache, B asks Redis, which it cannot reach.
+            503 => break sent,
+            other => panic!("unexpected {other}"),
+        }
+        assert!(
+            frozen.elapsed() < Duration::from_secs(3),
+            "still served from the cache {:?} after the subscription went silent",
+            frozen.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    // A PING each second, answered within 250 ms, and slack for a busy machine.
+    assert!(ended <= Duration::from_millis(2000), "{ended:?}");
+    println!("silent subscription: cache off after {ended:?} ({served} uses served meanwhile)");
+
+    // Thawed: the logout holds, and the cache comes back by itself.
+    relay.set_frozen(false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while bearer(&b, "/v2/appointments/x", &token).await.status != 401 {
+        assert!(Instant::now() < deadline, "B never recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let token = issue(&a, &handshake_md5(&now)).await;
+    until_cached(&b, &token).await;
+}
+
 /// `store.local_cache` is for the Redis store only, and bounded: it is how
 /// late a revocation may reach a replica whose subscription missed it.
 #[test]
