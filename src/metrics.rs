@@ -127,6 +127,9 @@ pub struct Metrics {
     /// 1 when the last reload was applied, 0 when it was refused.
     pub last_reload_ok: Gauge<i64, AtomicI64>,
     pub last_reload_seconds: Gauge<f64, AtomicU64>,
+    /// With `store.local_cache`: 1 while the cache is subscribed to
+    /// invalidations (and so serves), 0 while it is off.
+    pub local_cache_live: Option<Gauge<i64, AtomicI64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -142,6 +145,22 @@ fn latency_histogram() -> Histogram {
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
+        Self::build(false)
+    }
+
+    /// The metrics of a scopegate running on `store`: with its local cache,
+    /// they include whether that cache is live.
+    pub fn for_store(store: &crate::store::StoreSettings) -> Arc<Self> {
+        Self::build(matches!(
+            store,
+            crate::store::StoreSettings::Redis {
+                local_cache: Some(_),
+                ..
+            }
+        ))
+    }
+
+    fn build(local_cache: bool) -> Arc<Self> {
         let mut registry = Registry::with_prefix("scopegate");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -207,6 +226,15 @@ impl Metrics {
             "Unix time of the last reload attempt",
             last_reload_seconds.clone(),
         );
+        let local_cache_live = local_cache.then(|| {
+            let g = Gauge::<i64, AtomicI64>::default();
+            registry.register(
+                "store_local_cache_live",
+                "1 while the local session cache is subscribed to invalidations and serves, 0 while it is off",
+                g.clone(),
+            );
+            g
+        });
         registry.register(
             "build",
             "The running build",
@@ -227,6 +255,7 @@ impl Metrics {
             reloads,
             last_reload_ok,
             last_reload_seconds,
+            local_cache_live,
         })
     }
 

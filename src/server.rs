@@ -100,7 +100,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
     let (stop, stop_rx) = watch::channel(Phase::Serving);
     let ready = Arc::new(AtomicBool::new(true));
-    let metrics = Metrics::new();
+    let metrics = Metrics::for_store(&config.store);
     store.observe(Arc::clone(&metrics));
     let shared: SharedConfig = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&config)));
     let certs = config.tls.as_ref().map(CertResolver::new);

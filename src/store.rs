@@ -246,6 +246,15 @@ return v
 impl Store {
     /// Attaches the metrics of a running scopegate (once).
     pub fn observe(&self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        if let (
+            Backend::Redis(Redis {
+                cache: Some(cache), ..
+            }),
+            Some(gauge),
+        ) = (&self.backend, &metrics.local_cache_live)
+        {
+            cache.report_to(gauge.clone());
+        }
         let _ = self.metrics.set(metrics);
     }
 

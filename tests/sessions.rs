@@ -389,6 +389,7 @@ async fn two_instances_share_sessions_through_redis() {
         200,
         "issued on A, accepted on B"
     );
+    assert_eq!(cache_live(&b).await, None, "no cache, no cache metric");
     let logout = send(
         Request::delete(b.url("/sessionToken"))
             .header("authorization", format!("Bearer {token}"))
@@ -462,6 +463,15 @@ async fn cached_uses(gate: &Gate) -> u64 {
             )
         })
         .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// `scopegate_store_local_cache_live` on `gate`'s metrics (`None`: absent).
+async fn cache_live(gate: &Gate) -> Option<u8> {
+    let m = get(&format!("http://{}/metrics", gate.admin.unwrap())).await;
+    String::from_utf8_lossy(&m.body).lines().find_map(|l| {
+        l.strip_prefix("scopegate_store_local_cache_live ")
+            .map(|n| n.trim().parse().unwrap())
+    })
 }
 
 /// Uses `token` on `gate` until a use is answered from its local cache (the
@@ -656,6 +666,7 @@ async fn a_silent_subscription_stops_the_cache_within_its_heartbeat() {
     let now = unix_now().to_string();
     let token = issue(&a, &handshake_md5(&now)).await;
     until_cached(&b, &token).await;
+    assert_eq!(cache_live(&b).await, Some(1));
 
     // B's path to Redis goes silent; the logout on A is published, and B
     // never hears of it.
@@ -694,6 +705,12 @@ async fn a_silent_subscription_stops_the_cache_within_its_heartbeat() {
     assert!(ended <= Duration::from_millis(2000), "{ended:?}");
     println!("silent subscription: cache off after {ended:?} ({served} uses served meanwhile)");
 
+    assert_eq!(
+        cache_live(&b).await,
+        Some(0),
+        "the metric shows the cache off"
+    );
+
     // Thawed: the logout holds, and the cache comes back by itself.
     relay.set_frozen(false);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -703,6 +720,7 @@ async fn a_silent_subscription_stops_the_cache_within_its_heartbeat() {
     }
     let token = issue(&a, &handshake_md5(&now)).await;
     until_cached(&b, &token).await;
+    assert_eq!(cache_live(&b).await, Some(1));
 }
 
 /// `store.local_cache` is for the Redis store only, and bounded: it is how

@@ -29,13 +29,14 @@
 //!   the entry's lifetime, which the configuration caps at 10 s.
 
 use std::sync::{
-    atomic::{AtomicBool, AtomicU64, Ordering::SeqCst},
+    atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst},
     Arc, Mutex, Weak,
 };
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use moka::sync::Cache;
+use prometheus_client::metrics::gauge::Gauge;
 
 use super::{Found, Key};
 
@@ -65,6 +66,9 @@ pub(super) struct LocalCache {
     entries: Cache<Key, Arc<Entry>>,
     /// Subscribed to the invalidation channel: only then are entries served.
     live: AtomicBool,
+    /// Where `live` is shown (a metric), set once; the lock orders its
+    /// updates with those of `live`.
+    gauge: Mutex<Option<Gauge<i64, AtomicI64>>>,
     /// Invalidations applied so far.
     seq: AtomicU64,
     /// `forget_all`s so far.
@@ -84,6 +88,7 @@ impl LocalCache {
                 .time_to_live(ttl)
                 .build(),
             live: AtomicBool::new(false),
+            gauge: Mutex::new(None),
             seq: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
             stripes: std::array::from_fn(|_| Mutex::new(())),
@@ -171,6 +176,7 @@ impl LocalCache {
     }
 
     fn set_live(&self, on: bool) {
+        let gauge = self.gauge.lock().unwrap_or_else(|p| p.into_inner());
         if on {
             self.forget_all();
             self.live.store(true, SeqCst);
@@ -178,6 +184,16 @@ impl LocalCache {
             self.live.store(false, SeqCst);
             self.forget_all();
         }
+        if let Some(g) = &*gauge {
+            g.set(i64::from(on));
+        }
+    }
+
+    /// Shows from now on whether the cache is live in `gauge`.
+    pub(super) fn report_to(&self, gauge: Gauge<i64, AtomicI64>) {
+        let mut slot = self.gauge.lock().unwrap_or_else(|p| p.into_inner());
+        gauge.set(i64::from(self.live.load(SeqCst)));
+        *slot = Some(gauge);
     }
 }
 
