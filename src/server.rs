@@ -541,10 +541,11 @@ struct Admin {
     metrics: Arc<Metrics>,
 }
 
-/// The admin listener: `/healthz` (alive), `/readyz` (accepting traffic) and
-/// `POST /sessions/revoke?business=<id>` (ends every session of a business)
-/// or `?company=<id>` (every SSO session of a company).
-/// It is meant for a private network: it has no authentication of its own.
+/// The admin listener: `/healthz` (alive), `/readyz` (accepting traffic),
+/// `/metrics`, and `POST /sessions/revoke?business=<id>` (ends every session
+/// of a business) or `?company=<id>` (every SSO session of a company).
+/// With `admin.token`, `/metrics` and `/sessions/revoke` require it as a
+/// bearer token (the probes stay open); without, it is for a private network.
 async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiver<Phase>) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     let admin = Arc::new(admin);
@@ -559,6 +560,10 @@ async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiv
                 let admin = Arc::clone(&admin);
                 async move {
                     let ready = admin.ready.load(Ordering::SeqCst);
+                    let guarded = matches!(req.uri().path(), "/sessions/revoke" | "/metrics");
+                    if guarded && !admin_allows(&admin.config.load(), &req) {
+                        return Ok::<_, Infallible>(admin_unauthorized());
+                    }
                     if req.uri().path() == "/sessions/revoke" {
                         return Ok::<_, Infallible>(revoke(&admin, &req).await);
                     }
@@ -580,6 +585,45 @@ async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiv
                 .await;
         });
     }
+}
+
+/// Whether `req` may use a guarded admin endpoint: always without
+/// `admin.token`, else only with `Authorization: Bearer <token>`. The
+/// comparison is of SHA-256 digests in constant time, so neither the
+/// token's bytes nor its length show in the timing.
+fn admin_allows(config: &Config, req: &Request<Incoming>) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let Some(token) = &config.admin_token else {
+        return true;
+    };
+    let mut values = req.headers().get_all(http::header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Some(given) = value
+        .as_bytes()
+        .strip_prefix(b"Bearer ")
+        .or_else(|| value.as_bytes().strip_prefix(b"bearer "))
+    else {
+        return false;
+    };
+    Sha256::digest(given)
+        .ct_eq(&Sha256::digest(token.expose()))
+        .into()
+}
+
+/// The one refusal of a guarded admin endpoint, whatever was wrong.
+fn admin_unauthorized() -> Response<ResponseBody> {
+    let mut resp = ResponseBody::json(
+        StatusCode::UNAUTHORIZED,
+        r#"{"error":{"code":"unauthorized","message":"this admin endpoint needs the admin token"}}"#,
+    );
+    resp.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
+    resp
 }
 
 /// `POST /sessions/revoke?business=<id>` or `?company=<id>`.

@@ -389,3 +389,96 @@ require = "bookings"
     }
     assert_eq!(get(&url("sk-new-secret")).await.status, 200);
 }
+
+/// `admin.token`: `/metrics` and `POST /sessions/revoke` need it as a bearer
+/// token, refused alike whatever is wrong; `/healthz` and `/readyz` stay open
+/// for probes; a reload rotates it.
+#[tokio::test]
+async fn the_admin_token_guards_metrics_and_revocation_but_not_the_probes() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, "adm-4f1c9e0b7d2a6e35\n").unwrap();
+    let toml = config(up.addr, PUBLIC_ROUTES).replace(
+        "[admin]\naddress = \"127.0.0.1:0\"\n",
+        &format!("[admin]\naddress = \"127.0.0.1:0\"\ntoken_file = {token_file:?}\n"),
+    );
+    assert!(toml.contains("token_file"), "{toml}");
+    let path = dir.path().join("scopegate.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let gate = Gate::start(&toml).await;
+    let admin = gate.admin.unwrap();
+    let call = |method: &'static str, path: &'static str, auth: Vec<String>| async move {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{admin}{path}"));
+        for a in auth {
+            req = req.header("authorization", a);
+        }
+        send(req.body(Full::default()).unwrap()).await
+    };
+    let bearer = |t: &str| vec![format!("Bearer {t}")];
+
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(call("GET", path, vec![]).await.status, 200, "{path}");
+    }
+    let mut refusals = Vec::new();
+    for auth in [
+        vec![],
+        bearer("adm-4f1c9e0b7d2a6e3"),
+        bearer("adm-4f1c9e0b7d2a6e35x"),
+        bearer("ADM-4F1C9E0B7D2A6E35"),
+        vec!["Basic YWRtOmFkbQ==".to_string()],
+        vec!["adm-4f1c9e0b7d2a6e35".to_string()],
+        [bearer("adm-4f1c9e0b7d2a6e35"), bearer("other")].concat(),
+    ] {
+        for (method, path) in [("GET", "/metrics"), ("POST", "/sessions/revoke?business=x")] {
+            let r = call(method, path, auth.clone()).await;
+            assert_eq!(r.status, 401, "{method} {path} with {auth:?}");
+            assert_eq!(r.headers["www-authenticate"], "Bearer");
+            refusals.push(r.body);
+        }
+    }
+    assert!(refusals.windows(2).all(|w| w[0] == w[1]), "refusals differ");
+    assert!(!String::from_utf8_lossy(&refusals[0]).contains("adm-"));
+
+    let good = bearer("adm-4f1c9e0b7d2a6e35");
+    assert_eq!(call("GET", "/metrics", good.clone()).await.status, 200);
+    let r = call("POST", "/sessions/revoke?business=x", good.clone()).await;
+    assert_eq!(r.status, 404, "past the token: an unknown business");
+
+    // Rotated by a reload: the old token stops working at once.
+    std::fs::write(&token_file, "adm-rotated-90b1c2d3e4f5").unwrap();
+    gate.reload(&path).unwrap();
+    assert_eq!(call("GET", "/metrics", good).await.status, 401);
+    let rotated = bearer("adm-rotated-90b1c2d3e4f5");
+    assert_eq!(call("GET", "/metrics", rotated).await.status, 200);
+}
+
+/// A short admin token is refused; an admin listener beyond loopback without
+/// one is let through with a warning.
+#[test]
+fn admin_tokens_are_long_and_an_open_admin_listener_is_warned_of() {
+    let base = config("127.0.0.1:1".parse().unwrap(), PUBLIC_ROUTES);
+    let short = base.replace(
+        "[admin]\naddress = \"127.0.0.1:0\"\n",
+        "[admin]\naddress = \"127.0.0.1:0\"\ntoken = \"short\"\n",
+    );
+    let e = scopegate::Config::from_toml(&short)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("admin.token") && e.contains("16-4096"), "{e}");
+    let open = base.replace(
+        "[admin]\naddress = \"127.0.0.1:0\"\n",
+        "[admin]\naddress = \"0.0.0.0:0\"\n",
+    );
+    let warnings = scopegate::Config::from_toml(&open).unwrap().warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("admin.address is not a loopback address")),
+        "{warnings:?}"
+    );
+    let local = scopegate::Config::from_toml(&base).unwrap().warnings;
+    assert!(!local.iter().any(|w| w.starts_with("admin.")), "{local:?}");
+}

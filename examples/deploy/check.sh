@@ -23,7 +23,8 @@ fi
 export SCOPEGATE_APP_KEY=dummy-app-key SCOPEGATE_BUSINESS_PRIVATE_KEY=dummy-private-key \
     SCOPEGATE_SSO_SECURE_KEY=dummy-sso-key SCOPEGATE_APPLICATION_SECRET=dummy-app-secret \
     SCOPEGATE_DEMO_API_KEY=DUMMYDUMMYDUMMYDUMMYDUMMYDUMMY00 \
-    SCOPEGATE_REDIS_URL=redis://:dummy@127.0.0.1:6379/0
+    SCOPEGATE_REDIS_URL=redis://:dummy@127.0.0.1:6379/0 \
+    SCOPEGATE_ADMIN_TOKEN=dummy-admin-token-0123456789
 
 echo "== scopegate check: compose-scopegate.toml"
 "$SCOPEGATE" check --config "$here/compose-scopegate.toml" >/dev/null

@@ -117,6 +117,9 @@ pub struct Config {
     pub tls: Option<crate::tls::ListenTls>,
     pub drain_timeout: Duration,
     pub admin: Option<SocketAddr>,
+    /// `admin.token*`: what the admin listener's `/metrics` and
+    /// `/sessions/revoke` require as `Authorization: Bearer`; reloadable.
+    pub admin_token: Option<crate::secret::Secret>,
     pub log: LogSettings,
     pub limits: Limits,
     pub headers: Arc<HeaderPolicy>,
@@ -414,6 +417,10 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
             c.err("admin.address", "must differ from listen.address");
         }
     }
+    let admin_token = raw
+        .admin
+        .as_ref()
+        .and_then(|a| compile_admin_token(&mut c, a, admin));
 
     let format = match raw.log.format.as_str() {
         "human" => LogFormat::Human,
@@ -519,6 +526,7 @@ fn compile(raw: RawConfig, base: Option<std::path::PathBuf>) -> Result<Config, C
         tls: listen_tls,
         drain_timeout: raw.listen.drain_timeout.0,
         admin,
+        admin_token,
         log: LogSettings {
             format,
             level: raw.log.level,
@@ -667,6 +675,42 @@ fn compile_sessions(
 
 /// The longest a replica may serve a session from its local cache.
 const MAX_LOCAL_CACHE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The shortest admin token accepted: long enough that guessing it is out
+/// of the question (a random 16-byte value written as hex is 32).
+const MIN_ADMIN_TOKEN: usize = 16;
+
+/// `admin.token*`, when one is given; without one, a warning if the admin
+/// listener is reachable from beyond this host.
+fn compile_admin_token(
+    c: &mut Checker,
+    a: &raw::RawAdmin,
+    address: Option<SocketAddr>,
+) -> Option<crate::secret::Secret> {
+    if a.token.is_none() && a.token_env.is_none() && a.token_file.is_none() {
+        if address.is_some_and(|addr| !addr.ip().is_loopback()) {
+            c.warnings.push(
+                "admin.address is not a loopback address and admin.token is not set: anyone who \
+                 reaches it can read /metrics and end every session of a business with \
+                 POST /sessions/revoke; set admin.token_env or admin.token_file"
+                    .into(),
+            );
+        }
+        return None;
+    }
+    let token = c.secret("admin", "token", &a.token, &a.token_env, &a.token_file)?;
+    let t = token.expose();
+    if t.len() < MIN_ADMIN_TOKEN || t.len() > 4096 || !t.iter().all(|b| b.is_ascii_graphic()) {
+        c.err(
+            "admin.token",
+            format!(
+                "must be {MIN_ADMIN_TOKEN}-4096 visible ASCII characters (it is sent as a bearer token)"
+            ),
+        );
+        return None;
+    }
+    Some(token)
+}
 
 /// Warns of sessions whose idle timeout is not longer than the local cache:
 /// Redis's idle timer is slid once per cache lifetime, so such a session can

@@ -450,6 +450,11 @@ pub struct RawListenTls {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub address: String,
+    /// Bearer token `/metrics` and `/sessions/revoke` require; `/healthz`
+    /// and `/readyz` stay open (probes). None: no authentication.
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
