@@ -341,6 +341,8 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
+        // One buffer, one write per response (as toward the upstream).
+        .writev(false)
         .header_read_timeout(l.header_read_timeout)
         .max_headers(l.max_headers)
         // Our own check answers with a JSON 431/414; hyper's buffer cap is the backstop.
