@@ -603,12 +603,10 @@ fn admin_allows(config: &Config, req: &Request<Incoming>) -> bool {
     let (Some(value), None) = (values.next(), values.next()) else {
         return false;
     };
-    let Some(given) = value
-        .as_bytes()
-        .strip_prefix(b"Bearer ")
-        .or_else(|| value.as_bytes().strip_prefix(b"bearer "))
-    else {
-        return false;
+    // The scheme's name is case-insensitive (RFC 9110, 11.1).
+    let given = match value.as_bytes().split_at_checked(7) {
+        Some((scheme, given)) if scheme.eq_ignore_ascii_case(b"bearer ") => given,
+        _ => return false,
     };
     Sha256::digest(given)
         .ct_eq(&Sha256::digest(token.expose()))

@@ -444,6 +444,12 @@ async fn the_admin_token_guards_metrics_and_revocation_but_not_the_probes() {
 
     let good = bearer("adm-4f1c9e0b7d2a6e35");
     assert_eq!(call("GET", "/metrics", good.clone()).await.status, 200);
+    let shouted = vec!["BEARER adm-4f1c9e0b7d2a6e35".to_string()];
+    assert_eq!(
+        call("GET", "/metrics", shouted).await.status,
+        200,
+        "any case of the scheme"
+    );
     let r = call("POST", "/sessions/revoke?business=x", good.clone()).await;
     assert_eq!(r.status, 404, "past the token: an unknown business");
 
