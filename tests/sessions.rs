@@ -90,6 +90,30 @@ async fn bearer(gate: &Gate, path: &str, token: &str) -> Reply {
     .await
 }
 
+/// `DELETE /sessionToken` with `token` as the bearer.
+async fn logout(gate: &Gate, token: &str) -> Reply {
+    send(
+        Request::delete(gate.url("/sessionToken"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await
+}
+
+/// `POST /sessions/revoke?business=<business>` on `gate`'s admin listener.
+async fn revoke(gate: &Gate, business: &str) -> Reply {
+    send(
+        Request::post(format!(
+            "http://{}/sessions/revoke?business={business}",
+            gate.admin.unwrap()
+        ))
+        .body(Full::default())
+        .unwrap(),
+    )
+    .await
+}
+
 async fn issue(gate: &Gate, target: &str) -> String {
     let r = get(&gate.url(target)).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -274,35 +298,17 @@ async fn logout_and_revocation_end_sessions() {
         issue(&s.gate, &handshake_md5(&now)).await,
         issue(&s.gate, &handshake_md5(&now)).await,
     );
-    let logout = send(
-        Request::delete(s.gate.url("/sessionToken"))
-            .header("authorization", format!("Bearer {a}"))
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(logout.status, 204);
+    assert_eq!(logout(&s.gate, &a).await.status, 204);
     assert_eq!(bearer(&s.gate, "/v2/appointments/x", &a).await.status, 401);
     assert_eq!(bearer(&s.gate, "/v2/appointments/x", &b).await.status, 200);
 
     // Revoking the business ends every session issued before, not later ones.
-    let admin = s.gate.admin.unwrap();
-    let r = send(
-        Request::post(format!("http://{admin}/sessions/revoke?business=biz-1"))
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let r = revoke(&s.gate, "biz-1").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(bearer(&s.gate, "/v2/appointments/x", &b).await.status, 401);
     let c = issue(&s.gate, &handshake_md5(&now_secs(&s.clock).to_string())).await;
     assert_eq!(bearer(&s.gate, "/v2/appointments/x", &c).await.status, 200);
-    let unknown = send(
-        Request::post(format!("http://{admin}/sessions/revoke?business=nope"))
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let unknown = revoke(&s.gate, "nope").await;
     assert_eq!(unknown.status, 404);
 }
 
@@ -390,14 +396,7 @@ async fn two_instances_share_sessions_through_redis() {
         "issued on A, accepted on B"
     );
     assert_eq!(cache_live(&b).await, None, "no cache, no cache metric");
-    let logout = send(
-        Request::delete(b.url("/sessionToken"))
-            .header("authorization", format!("Bearer {token}"))
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(logout.status, 204);
+    assert_eq!(logout(&b, &token).await.status, 204);
     assert_eq!(
         bearer(&a, "/v2/appointments/x", &token).await.status,
         401,
@@ -406,15 +405,7 @@ async fn two_instances_share_sessions_through_redis() {
 
     // Revocation on A's admin listener ends sessions used on B.
     let t2 = issue(&b, &handshake_md5(&now)).await;
-    let r = send(
-        Request::post(format!(
-            "http://{}/sessions/revoke?business=biz-1",
-            a.admin.unwrap()
-        ))
-        .body(Full::default())
-        .unwrap(),
-    )
-    .await;
+    let r = revoke(&a, "biz-1").await;
     assert_eq!(r.status, 200);
     assert_eq!(bearer(&b, "/v2/appointments/x", &t2).await.status, 401);
 
@@ -522,14 +513,7 @@ async fn a_local_cache_serves_sessions_and_revocation_still_reaches_every_replic
     // it, and nothing more reaches the backend for it.
     let token = issue(&a, &handshake_md5(&now)).await;
     until_cached(&b, &token).await;
-    let logout = send(
-        Request::delete(a.url("/sessionToken"))
-            .header("authorization", format!("Bearer {token}"))
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(logout.status, 204);
+    assert_eq!(logout(&a, &token).await.status, 204);
     let forwarded = up.count();
     delays.push(until_status(&b, &token, 401).await);
     assert_eq!(bearer(&b, "/v2/appointments/x", &token).await.status, 401);
@@ -539,15 +523,7 @@ async fn a_local_cache_serves_sessions_and_revocation_still_reaches_every_replic
     // Revocation on A's admin listener: the same.
     let token = issue(&a, &handshake_md5(&now)).await;
     until_cached(&b, &token).await;
-    let r = send(
-        Request::post(format!(
-            "http://{}/sessions/revoke?business=biz-1",
-            a.admin.unwrap()
-        ))
-        .body(Full::default())
-        .unwrap(),
-    )
-    .await;
+    let r = revoke(&a, "biz-1").await;
     assert_eq!(r.status, 200);
     delays.push(until_status(&b, &token, 401).await);
 
@@ -671,14 +647,7 @@ async fn a_silent_subscription_stops_the_cache_within_its_heartbeat() {
     // B's path to Redis goes silent; the logout on A is published, and B
     // never hears of it.
     relay.set_frozen(true);
-    let logout = send(
-        Request::delete(a.url("/sessionToken"))
-            .header("authorization", format!("Bearer {token}"))
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(logout.status, 204);
+    assert_eq!(logout(&a, &token).await.status, 204);
     let frozen = Instant::now();
     let mut served = 0;
     // When the first request that was not served from the cache was sent.
@@ -820,16 +789,6 @@ mod review {
 
     fn md5_sig() -> String {
         md5_hex(&format!("12345{PRIVATE_KEY}"))
-    }
-
-    async fn logout(gate: &Gate, token: &str) -> Reply {
-        send(
-            Request::delete(gate.url("/sessionToken"))
-                .header("authorization", format!("Bearer {token}"))
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await
     }
 
     async fn setup() -> Setup {
