@@ -599,16 +599,10 @@ fn admin_allows(config: &Config, req: &Request<Incoming>) -> bool {
     let Some(token) = &config.admin_token else {
         return true;
     };
-    let mut values = req.headers().get_all(http::header::AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
+    let Some(given) = crate::auth::session::bearer(req.headers()) else {
         return false;
     };
-    // The scheme's name is case-insensitive (RFC 9110, 11.1).
-    let given = match value.as_bytes().split_at_checked(7) {
-        Some((scheme, given)) if scheme.eq_ignore_ascii_case(b"bearer ") => given,
-        _ => return false,
-    };
-    Sha256::digest(given)
+    Sha256::digest(given.as_bytes())
         .ct_eq(&Sha256::digest(token.expose()))
         .into()
 }

@@ -186,9 +186,10 @@ fn token_key(token: &str) -> store::Key {
     store::key("session", &[token.as_bytes()])
 }
 
-/// The bearer token of `Authorization`, when there is exactly one such header.
-pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
-    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+/// The bearer token of `Authorization`, when there is exactly one such header
+/// (the scheme's name in any case, RFC 9110 11.1).
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (Some(v), None) = (values.next(), values.next()) else {
         return None;
     };
@@ -206,7 +207,7 @@ fn query_token(parts: &Parts) -> Option<String> {
 /// parameter when some business accepts it).
 pub fn present(parts: &Parts, sessions: &Sessions) -> bool {
     // An SSO session's bearer belongs to the SSO scheme.
-    bearer(parts).is_some_and(|t| !t.starts_with(super::sso::SESSION_PREFIX))
+    bearer(&parts.headers).is_some_and(|t| !t.starts_with(super::sso::SESSION_PREFIX))
         || (sessions.any_query_token() && query_token(parts).is_some())
 }
 
@@ -239,7 +240,7 @@ pub async fn verify(
     store: &Store,
     now_ms: u64,
 ) -> Result<Principal, AuthError> {
-    let (token, from_query) = match bearer(parts) {
+    let (token, from_query) = match bearer(&parts.headers) {
         Some(t) => (t.to_string(), false),
         None => match query_token(parts) {
             Some(t) => (t, true),
@@ -389,7 +390,7 @@ async fn issue(
 }
 
 async fn logout(parts: &Parts, store: &Store) -> Result<Response<ResponseBody>, GateError> {
-    let Some(token) = bearer(parts).filter(|t| well_formed(t)) else {
+    let Some(token) = bearer(&parts.headers).filter(|t| well_formed(t)) else {
         return Err(unauthorized("no session token to log out"));
     };
     let existed = store

@@ -230,7 +230,7 @@ impl Sso {
                 let first = all.next()?;
                 all.next().is_none().then_some(first)
             }
-            Handout::Header(_) => super::session::bearer(parts)
+            Handout::Header(_) => super::session::bearer(&parts.headers)
                 .filter(|t| t.starts_with(SESSION_PREFIX))
                 .map(str::to_string),
         }
