@@ -246,16 +246,18 @@ return v
 impl Store {
     /// Attaches the metrics of a running scopegate (once).
     pub fn observe(&self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
-        if let (
-            Backend::Redis(Redis {
-                cache: Some(cache), ..
-            }),
-            Some(gauge),
-        ) = (&self.backend, &metrics.local_cache_live)
-        {
+        if let (Some(cache), Some(gauge)) = (self.local_cache(), &metrics.local_cache_live) {
             cache.report_to(gauge.clone());
         }
         let _ = self.metrics.set(metrics);
+    }
+
+    /// The local session cache, with `store.local_cache` (Redis only).
+    fn local_cache(&self) -> Option<&local::LocalCache> {
+        match &self.backend {
+            Backend::Redis(r) => r.cache.as_deref(),
+            Backend::Memory(_) => None,
+        }
     }
 
     fn count<T>(&self, op: &'static str, r: &Result<T, StoreError>) {
@@ -284,14 +286,9 @@ impl Store {
     /// expiry), atomically with deciding whether it has ended; see
     /// `session_touch_op`.
     pub async fn session_touch(&self, key: &Key, now_ms: u64) -> Result<Option<Found>, StoreError> {
-        if let Backend::Redis(Redis {
-            cache: Some(cache), ..
-        }) = &self.backend
-        {
-            if let Some(found) = cache.get(key, now_ms) {
-                self.count::<()>("session_touch_cached", &Ok(()));
-                return Ok(Some(found));
-            }
+        if let Some(found) = self.local_cache().and_then(|c| c.get(key, now_ms)) {
+            self.count::<()>("session_touch_cached", &Ok(()));
+            return Ok(Some(found));
         }
         let r = self.session_touch_op(key, now_ms).await;
         self.count("session_touch", &r);
