@@ -53,6 +53,8 @@ if [[ -z ${BIN:-} ]]; then
     (cd "$ROOT" && cargo build --release --quiet --bin scopegate --example demo)
     BIN=$TARGET_DIR/release/scopegate
 fi
+# The gate runs from $TMP: a relative BIN must not depend on where we were.
+BIN=$(realpath "$BIN")
 
 # The upstream.
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
