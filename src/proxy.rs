@@ -276,6 +276,34 @@ pub struct Prepared {
     pub now: u64,
 }
 
+/// `[failures]` around a credential check scopegate answers itself (the
+/// session handshake, `apikeyinfo`), as `auth::authenticate_with` does for
+/// routes: a client past its limit is refused or slowed before the check, and
+/// a 401 that `counts` is counted against it.
+async fn limited<T>(
+    config: &Config,
+    store: &Store,
+    client: std::net::IpAddr,
+    counts: fn(&auth::Rejection) -> bool,
+    check: impl std::future::Future<Output = Result<T, GateError>>,
+) -> Result<T, GateError> {
+    let Some(l) = &config.auth.failures else {
+        return check.await;
+    };
+    match l.admit(store, client, None) {
+        crate::limit::Admission::Go => {}
+        crate::limit::Admission::Refuse(after) => return Err(GateError::TooManyFailures(after)),
+        crate::limit::Admission::Wait(d) => tokio::time::sleep(d).await,
+    }
+    let result = check.await;
+    if let Err(GateError::Unauthorized(r)) = &result {
+        if counts(r) {
+            l.fail(store, client, None).await;
+        }
+    }
+    result
+}
+
 /// Everything a request goes through before it is sent: limits, host, path,
 /// route, header hygiene, authentication, the scope headers, the upstream
 /// target. Side effects are those of verifying (a session slides, an SSO
@@ -303,7 +331,23 @@ pub async fn prepare(
         trace.route = Some("session-handshake".into());
         trace.scheme = Some(auth::Scheme::Session.name());
         trace.answered = true;
-        let answer = auth::session::handshake(parts, sessions, store, clock.now_ms()).await?;
+        let now_ms = clock.now_ms();
+        let answer = if parts.method == http::Method::GET {
+            // A handshake proves a secret (the signature): a failure counts.
+            let client = config.headers.client_ip(&parts.headers, peer.ip());
+            let handshake = auth::session::handshake(parts, sessions, store, now_ms);
+            limited(
+                config,
+                store,
+                client,
+                |r| !r.cause.starts_with("no "),
+                handshake,
+            )
+            .await?
+        } else {
+            // A logout ends a session; it is never refused for past failures.
+            auth::session::handshake(parts, sessions, store, now_ms).await?
+        };
         return Ok(Decision::Answer(Box::new(answer)));
     }
 
@@ -312,7 +356,10 @@ pub async fn prepare(
         trace.route = Some("apikeyinfo".into());
         trace.scheme = Some(auth::Scheme::ApiKey.name());
         trace.answered = true;
-        return Ok(Decision::Answer(Box::new(api_keys.info(parts)?)));
+        let client = config.headers.client_ip(&parts.headers, peer.ip());
+        let info = std::future::ready(api_keys.info(parts));
+        let answer = limited(config, store, client, auth::Rejection::is_probe, info).await?;
+        return Ok(Decision::Answer(Box::new(answer)));
     }
 
     let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());

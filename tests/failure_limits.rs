@@ -324,3 +324,120 @@ fn sharing_needs_the_redis_store() {
         .to_string();
     assert!(e.contains("failures.shared") && e.contains("redis"), "{e}");
 }
+
+/// The two credential checks scopegate answers itself, the session
+/// handshake (a signature over the business's private key) and
+/// `apikeyinfo` (an application's secret key), are limited like routes: a
+/// guess counts, past the limit the client is refused even with the right
+/// secret, and every other client is served. A logout is never refused.
+#[tokio::test]
+async fn the_session_handshake_and_apikeyinfo_are_limited_like_routes() {
+    use md5::{Digest, Md5};
+    const PRIVATE_KEY: &str = "pk_live_9f8e7d6c5b4a3210";
+    const SECRET: &str = "sk-frontdesk-5c1e9a07d3b24f68";
+    const API_KEY: &str = "KEY0BOOKINGS0RW0ALL0000000000001";
+    let up = Upstream::start(Behavior::Ok).await;
+    let gate = Gate::start(&config(
+        up.addr,
+        &format!(
+            r#"
+[proxy]
+trusted_proxies = ["127.0.0.1/32"]
+
+[failures]
+limit = {LIMIT}
+window = "1m"
+
+[[business]]
+id = "biz-1"
+api_key = "12345"
+private_key = "{PRIVATE_KEY}"
+
+[[application]]
+id = "app-1"
+name = "Front desk"
+secret_key = "{SECRET}"
+
+[[api_key]]
+key = "{API_KEY}"
+application = "app-1"
+business = "biz-1"
+permissions = ["bookings_rw_all"]
+
+[[route]]
+name = "bookings"
+path = "/v2/bookings/*"
+auth = ["session"]
+upstream = "backend"
+"#
+        ),
+    ))
+    .await;
+    let md5 = |s: String| -> String {
+        Md5::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let now = unix_now();
+    let handshake =
+        |sig: &str| format!("/sessionToken?apiKey=12345&timestamp={now}&signature={sig}");
+    let good_handshake = handshake(&md5(format!("12345{PRIVATE_KEY}")));
+    let info =
+        |secret: &str| format!("/v2/settings/apikeyinfo?apiKey={API_KEY}&secretKey={secret}");
+    let good_info = info(SECRET);
+
+    // Handshake guesses from one client: LIMIT 401s, then 429 even for the
+    // right signature; another client still gets its session.
+    let mut statuses = Vec::new();
+    for i in 0..LIMIT + 2 {
+        let sig = md5(format!("guess-{i}"));
+        statuses.push(
+            from(&gate, "198.51.100.20", &handshake(&sig))
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    eprintln!("handshake guesses, limit {LIMIT}: {statuses:?}");
+    assert_eq!(statuses[..LIMIT], [401; LIMIT], "{statuses:?}");
+    assert_eq!(statuses[LIMIT..], [429; 2], "{statuses:?}");
+    let refused = from(&gate, "198.51.100.20", &good_handshake).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.error_code(), "too_many_failures");
+    assert!(refused.headers.contains_key("retry-after"));
+    let served = from(&gate, "198.51.100.21", &good_handshake).await;
+    assert_eq!(served.status, 200, "{:?}", served.body);
+    let token = served.json()["sessionToken"].as_str().unwrap().to_owned();
+
+    // The limited client can still log out (a logout is not a guess).
+    let logout = send(
+        Request::delete(gate.url("/sessionToken"))
+            .header("x-forwarded-for", "198.51.100.20")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(logout.status.as_u16() / 100, 2, "logout: {}", logout.status);
+
+    // apikeyinfo guesses, from a third client: the same.
+    let mut statuses = Vec::new();
+    for i in 0..LIMIT + 2 {
+        let r = from(&gate, "198.51.100.22", &info(&format!("sk-guess-{i}"))).await;
+        statuses.push(r.status.as_u16());
+    }
+    eprintln!("apikeyinfo guesses, limit {LIMIT}: {statuses:?}");
+    assert_eq!(statuses[..LIMIT], [401; LIMIT], "{statuses:?}");
+    assert_eq!(statuses[LIMIT..], [429; 2], "{statuses:?}");
+    assert_eq!(from(&gate, "198.51.100.22", &good_info).await.status, 429);
+    assert_eq!(from(&gate, "198.51.100.23", &good_info).await.status, 200);
+    // Asking without a key is not a guess: it is never counted.
+    for _ in 0..LIMIT + 2 {
+        let r = from(&gate, "198.51.100.24", "/v2/settings/apikeyinfo").await;
+        assert_eq!(r.status, 401);
+    }
+    assert_eq!(from(&gate, "198.51.100.24", &good_info).await.status, 200);
+    // None of it reached the backend.
+    assert_eq!(up.count(), 0);
+}
