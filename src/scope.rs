@@ -106,6 +106,17 @@ pub struct Stripped {
     pub names: Vec<HeaderName>,
 }
 
+/// The header names listed in `Connection` values. Read as bytes: a value
+/// that is not UTF-8 elsewhere (`x-internal, \xff`) still names what it
+/// names, as the list is tokens and commas (RFC 9110 7.6.1).
+fn connection_names(headers: &HeaderMap) -> impl Iterator<Item = HeaderName> + '_ {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+}
+
 impl HeaderPolicy {
     /// `prefix` must be a valid header-name prefix such as `X-Scope-`; the
     /// config validator guarantees it.
@@ -197,22 +208,10 @@ impl HeaderPolicy {
     /// from the client. Runs before anything is added, so a `Connection` header
     /// can only remove client headers, never scopegate's own.
     pub fn strip_request(&self, headers: &mut HeaderMap, peer_trusted: bool) -> Stripped {
-        let mut doomed: Vec<HeaderName> = Vec::new();
-        for value in headers.get_all(header::CONNECTION) {
-            let Ok(list) = value.to_str() else { continue };
-            for token in list.split(',') {
-                let token = token.trim();
-                if token.is_empty() {
-                    continue;
-                }
-                if let Ok(n) = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes()) {
-                    // Host and framing are rebuilt by scopegate; the rest go.
-                    if n != header::HOST {
-                        doomed.push(n);
-                    }
-                }
-            }
-        }
+        // Host and framing are rebuilt by scopegate; the rest named go.
+        let mut doomed: Vec<HeaderName> = connection_names(headers)
+            .filter(|n| *n != header::HOST)
+            .collect();
         for name in headers.keys() {
             let s = name.as_str();
             // `Transfer_Encoding`, `Content_Length`: lookalikes of framing
@@ -263,14 +262,7 @@ impl HeaderPolicy {
 
     /// Removes hop-by-hop and `Connection`-named headers from an upstream response.
     pub fn strip_response(headers: &mut HeaderMap) {
-        let mut listed: Vec<HeaderName> = Vec::new();
-        for value in headers.get_all(header::CONNECTION) {
-            if let Ok(list) = value.to_str() {
-                listed.extend(list.split(',').filter_map(|t| {
-                    HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok()
-                }));
-            }
-        }
+        let listed: Vec<HeaderName> = connection_names(headers).collect();
         // Only the names present are removed: one look at each.
         let doomed: Vec<HeaderName> = headers
             .keys()
@@ -627,12 +619,13 @@ mod tests {
 
         fn old_strip_response(headers: &mut HeaderMap) {
             let mut doomed: Vec<HeaderName> = Vec::new();
+            // Since the Connection list is read as bytes (a value with a
+            // non-UTF-8 byte still names its other tokens), so is this.
             for value in headers.get_all(header::CONNECTION) {
-                if let Ok(list) = value.to_str() {
-                    doomed.extend(list.split(',').filter_map(|t| {
-                        HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok()
-                    }));
-                }
+                let list = String::from_utf8_lossy(value.as_bytes());
+                doomed.extend(list.split(',').filter_map(|t| {
+                    HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok()
+                }));
             }
             doomed.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
             for name in &doomed {

@@ -62,6 +62,30 @@ async fn connection_cannot_remove_headers_scopegate_sets() {
     assert_eq!(rec.all("x-request-id"), ["req-1"]);
 }
 
+/// A `Connection` value with a byte that is not text still names the
+/// tokens around it: the list is read as bytes, not skipped whole.
+#[tokio::test]
+async fn a_connection_value_that_is_not_text_still_removes_what_it_names() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let gate = Gate::public(&up, "").await;
+    let out = raw(
+        gate.addr,
+        b"GET /open HTTP/1.1\r\nHost: x\r\nConnection: x-internal, \xff\r\nX-Internal: 1\r\n\
+          X-Other: kept\r\nConnection: close, x-also\r\nX-Also: 2\r\n\r\n",
+        RAW_WAIT,
+    )
+    .await;
+    assert_eq!(statuses(&out), [200]);
+    let rec = up.single();
+    assert!(
+        rec.all("x-internal").is_empty(),
+        "{:?}",
+        rec.all("x-internal")
+    );
+    assert!(rec.all("x-also").is_empty());
+    assert_eq!(rec.all("x-other"), ["kept"]);
+}
+
 #[tokio::test]
 async fn hop_by_hop_headers_are_removed_both_ways() {
     let up = Upstream::start(Behavior::Ok).await;
