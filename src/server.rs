@@ -498,6 +498,9 @@ async fn serve_connection<S>(
     let mut close_by: Option<Instant> = None;
     loop {
         tokio::select! {
+            // The connection first: nearly every wake-up is its socket, and
+            // a fixed order needs no random draw per poll.
+            biased;
             res = conn.as_mut() => {
                 if let Err(e) = res {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
