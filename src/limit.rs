@@ -151,10 +151,17 @@ impl Expiry<Bucket, Arc<Block>> for Lifetimes {
 }
 
 /// The counts of one running scopegate: they outlive its configurations.
+/// Slack on `Counters::live_until_ms` over an entry's own expiry (the
+/// caches' clock and ours are read at slightly different moments).
+const LIVE_MARGIN_MS: u64 = 1000;
+
 struct Counters {
     counts: Cache<Bucket, Arc<Count>>,
     /// Buckets full by their shared count, until it expires.
     blocked: Cache<Bucket, Arc<Block>>,
+    /// No entry of either cache lives past this (ms since epoch, with a
+    /// second to spare): until a failure, `admit` needs no lookup at all.
+    live_until_ms: AtomicU64,
     epoch: Instant,
     /// Redis failed to count: local counts only until then (ms since epoch).
     shared_retry_ms: AtomicU64,
@@ -176,6 +183,7 @@ impl Counters {
                 .max_capacity(MAX_BUCKETS)
                 .expire_after(Lifetimes { epoch })
                 .build(),
+            live_until_ms: AtomicU64::new(0),
             epoch,
             shared_retry_ms: AtomicU64::new(0),
             warned_ms: AtomicU64::new(0),
@@ -187,9 +195,21 @@ impl Counters {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// Called before an entry that may live until `until_ms` is made.
+    fn lives_until(&self, until_ms: u64) {
+        self.live_until_ms
+            .fetch_max(until_ms + LIVE_MARGIN_MS, Ordering::Release);
+    }
+
+    /// Whether no count or block can be live now (no failure for a window).
+    fn quiet(&self) -> bool {
+        self.now_ms() >= self.live_until_ms.load(Ordering::Acquire)
+    }
+
     /// Marks `bucket` full for `remaining` (what is left of its shared count).
     fn block(&self, bucket: Bucket, remaining: Duration) {
         let until = self.now_ms() + remaining.as_millis() as u64;
+        self.lives_until(until);
         self.blocked.entry(bucket).and_upsert_with(|old| match old {
             Some(e) => {
                 let b = e.into_value();
@@ -385,6 +405,10 @@ impl FailureLimiter {
     /// Local only: no Redis call.
     pub fn admit(&self, store: &Store, client: IpAddr, family: Option<[u8; 16]>) -> Admission {
         let c = self.counters(store);
+        // The common case, a gate no one has failed at lately: no lookups.
+        if c.quiet() {
+            return Admission::Go;
+        }
         let buckets = buckets(client, family, self.limit);
         // A bucket the shared count found full, then one full here.
         let blocked = buckets.iter().find_map(|(b, _)| c.blocked.get(b));
@@ -419,6 +443,8 @@ impl FailureLimiter {
     pub async fn fail(&self, store: &Store, client: IpAddr, family: Option<[u8; 16]>) {
         let c = self.counters(store);
         let buckets = buckets(client, family, self.limit);
+        // A count lives a window from its first failure; this is later.
+        c.lives_until(c.now_ms() + self.window.as_millis() as u64);
         for (b, _) in &buckets {
             c.counts
                 .get_with(*b, || {
@@ -534,6 +560,26 @@ mod tests {
         assert_ne!(l.admit(&s, a, None), Admission::Go);
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(l.admit(&s, a, None), Admission::Go);
+    }
+
+    /// The fast path: with no failure in a window (plus the margin), admit
+    /// looks nothing up; a failure or a shared block ends it at once.
+    #[tokio::test]
+    async fn admit_is_lookup_free_only_while_nothing_can_be_live() {
+        let l = FailureLimiter::new(1, Duration::from_millis(50), Penalty::Reject, false);
+        let s = store();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(l.counters(&s).quiet());
+        l.fail(&s, a, None).await;
+        assert!(!l.counters(&s).quiet());
+        assert_ne!(l.admit(&s, a, None), Admission::Go);
+        tokio::time::sleep(Duration::from_millis(50 + LIVE_MARGIN_MS + 100)).await;
+        assert!(l.counters(&s).quiet());
+        assert_eq!(l.admit(&s, a, None), Admission::Go);
+        l.counters(&s)
+            .block(Bucket::Net(a, 32), Duration::from_secs(30));
+        assert!(!l.counters(&s).quiet());
+        assert_ne!(l.admit(&s, a, None), Admission::Go);
     }
 
     #[tokio::test]
