@@ -474,6 +474,16 @@ fn admin_tokens_are_long_and_an_open_admin_listener_is_warned_of() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("admin.token") && e.contains("16-4096"), "{e}");
+    // A token that TOML reads as a number is refused without being shown.
+    let numeric = base.replace(
+        "[admin]\naddress = \"127.0.0.1:0\"\n",
+        "[admin]\naddress = \"127.0.0.1:0\"\ntoken = 9876543210987654\n",
+    );
+    let e = scopegate::Config::from_toml(&numeric)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("admin.token") && e.contains("not shown"), "{e}");
+    assert!(!e.contains("9876543210987654"), "{e}");
     let open = base.replace(
         "[admin]\naddress = \"127.0.0.1:0\"\n",
         "[admin]\naddress = \"0.0.0.0:0\"\n",

@@ -452,6 +452,7 @@ pub struct RawAdmin {
     pub address: String,
     /// Bearer token `/metrics` and `/sessions/revoke` require; `/healthz`
     /// and `/readyz` stay open (probes). None: no authentication.
+    #[serde(default, deserialize_with = "secret_field::inline")]
     pub token: Option<String>,
     pub token_env: Option<String>,
     pub token_file: Option<PathBuf>,
