@@ -344,9 +344,17 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         // One buffer, one write per response (as toward the upstream).
         .writev(false)
         .header_read_timeout(l.header_read_timeout)
-        .max_headers(l.max_headers)
-        // Our own check answers with a JSON 431/414; hyper's buffer cap is the backstop.
-        .max_buf_size((l.max_header_bytes + l.max_uri_length + 1024).max(8192));
+        // Our own checks answer a head over the limits with a JSON 431/414
+        // (logged and counted); hyper's caps, at twice the limits, are only
+        // the backstop (a bare 431 and a closed connection), so that a head
+        // just over a limit still gets the documented answer.
+        .max_headers(l.max_headers.saturating_mul(2).max(16))
+        .max_buf_size(
+            (l.max_header_bytes + l.max_uri_length)
+                .saturating_mul(2)
+                .saturating_add(1024)
+                .max(8192),
+        );
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(128)

@@ -188,6 +188,17 @@ async fn too_many_header_fields_get_431_and_upstream_sees_nothing() {
     );
     let seen = exchange(gate.addr, req.as_bytes(), WAIT).await;
     assert_eq!(seen.statuses(), [431], "{}", seen.text);
+    // scopegate's own answer, not the parser's bare one: hyper's count cap
+    // is twice the limit.
+    assert_eq!(seen.error_code(), "headers_too_large");
+    assert!(seen.closed);
+    // Far past it (100 fields), the parser's cap answers, bare but closed.
+    let req = format!(
+        "GET /v2/x HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        filler_headers(100, 1)
+    );
+    let seen = exchange(gate.addr, req.as_bytes(), WAIT).await;
+    assert_eq!(seen.statuses(), [431], "{}", seen.text);
     assert!(seen.closed);
     assert_eq!(up.count(), 0);
 }
