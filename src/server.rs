@@ -63,6 +63,9 @@ pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
     config: SharedConfig,
+    /// The configuration it started with: what a reload cannot change is
+    /// compared with this, not with the previous reload.
+    started: Arc<Config>,
     metrics: Arc<Metrics>,
     stop: watch::Sender<Phase>,
     ready: Arc<AtomicBool>,
@@ -138,6 +141,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<R
         addr,
         admin_addr,
         config: shared,
+        started: config,
         metrics,
         stop,
         ready,
@@ -184,10 +188,9 @@ impl Running {
     /// Loads `path` and, when it is valid, makes it the configuration of
     /// every request that starts from now on (requests in flight finish on
     /// theirs). An invalid file changes nothing; its problems are returned
-    /// and logged. Settings bound at start (listen and admin addresses,
-    /// connection limits and timeouts, the store, whether the listener speaks
-    /// TLS and its minimum version) keep their values until a restart; a
-    /// change to them is logged as a warning. The listener's certificate and
+    /// and logged. Settings bound at start (see [`bound_at_start`]) keep
+    /// the values they started with until a restart; a file that differs
+    /// from them there is logged as a warning, naming the keys. The listener's certificate and
     /// key, read and checked by the load, are served from now on.
     pub fn reload(&self, path: &std::path::Path) -> Result<(), crate::config::ConfigError> {
         let now = std::time::SystemTime::now()
@@ -195,24 +198,7 @@ impl Running {
             .map_or(0.0, |d| d.as_secs_f64());
         match Config::load(path) {
             Ok(new) => {
-                let old = self.config.load();
-                let mut restart = Vec::new();
-                if new.listen != old.listen {
-                    restart.push("listen.address");
-                }
-                if new.admin != old.admin {
-                    restart.push("admin.address");
-                }
-                if new.limits != old.limits {
-                    restart.push("limits");
-                }
-                if new.store != old.store {
-                    restart.push("store");
-                }
-                let min = |c: &Config| c.tls.as_ref().map(|t| t.min_version);
-                if min(&new) != min(&old) {
-                    restart.push("listen.tls");
-                }
+                let restart = bound_at_start(&self.started, &new);
                 if !restart.is_empty() {
                     tracing::warn!(keys = ?restart, "reload: these settings take effect at the next restart");
                 }
@@ -307,6 +293,50 @@ impl Drop for InFlight {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// The keys of `new` that differ from `started` but cannot change under a
+/// running process. The request-level limits (`max_body_bytes`,
+/// `request_timeout`, and the head limits up to twice their start values,
+/// where the parser's caps were set) apply on reload and are not listed.
+fn bound_at_start(started: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut differs = |changed: bool, key: &'static str| {
+        if changed {
+            keys.push(key);
+        }
+    };
+    let (a, b) = (&started.limits, &new.limits);
+    differs(new.listen != started.listen, "listen.address");
+    let min = |c: &Config| c.tls.as_ref().map(|t| t.min_version);
+    differs(min(new) != min(started), "listen.tls");
+    differs(
+        new.drain_timeout != started.drain_timeout,
+        "listen.drain_timeout",
+    );
+    differs(new.admin != started.admin, "admin.address");
+    differs(new.log != started.log, "log");
+    differs(new.store != started.store, "store");
+    differs(
+        b.max_connections != a.max_connections,
+        "limits.max_connections",
+    );
+    differs(b.max_in_flight != a.max_in_flight, "limits.max_in_flight");
+    differs(
+        b.header_read_timeout != a.header_read_timeout,
+        "limits.header_read_timeout",
+    );
+    differs(b.idle_timeout != a.idle_timeout, "limits.idle_timeout");
+    differs(
+        b.max_headers > 2 * a.max_headers,
+        "limits.max_headers (raised past twice its start value)",
+    );
+    let head = |l: &crate::config::Limits| l.max_header_bytes + l.max_uri_length;
+    differs(
+        head(b) > 2 * head(a),
+        "limits.max_header_bytes + max_uri_length (raised past twice their start value)",
+    );
+    keys
 }
 
 /// Connection builders: by detection (plain listener, or TLS without ALPN),
@@ -680,4 +710,60 @@ fn admin_response(path: &str, ready: bool) -> Response<ResponseBody> {
         ),
     };
     ResponseBody::json(status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        Config::from_toml(&format!(
+            r#"
+[listen]
+address = "127.0.0.1:0"
+drain_timeout = "5s"
+
+[[upstream]]
+name = "backend"
+url = "http://127.0.0.1:1"
+
+[[route]]
+name = "open"
+path = "/open"
+auth = ["public"]
+upstream = "backend"
+
+{extra}
+"#
+        ))
+        .unwrap()
+    }
+
+    /// What a reload is told waits for a restart: the connection-level
+    /// limits, drain and log settings by name; the request-level limits
+    /// apply at once and are not listed, unless raised past the parser's caps.
+    #[test]
+    fn a_reload_names_exactly_the_settings_bound_at_start() {
+        let start = config("[limits]\nmax_body_bytes = \"1MiB\"\n");
+        assert!(bound_at_start(&start, &config("")).is_empty());
+        let request_level = config(
+            "[limits]\nmax_body_bytes = \"100\"\nrequest_timeout = \"5s\"\nmax_headers = 150\nmax_header_bytes = \"20KiB\"\n",
+        );
+        assert!(bound_at_start(&start, &request_level).is_empty());
+        let bound = config(
+            "[limits]\nmax_connections = 10\nidle_timeout = \"5s\"\nmax_headers = 500\n[log]\nlevel = \"warn\"\n",
+        );
+        let mut drained = config("");
+        drained.drain_timeout += Duration::from_secs(1);
+        assert_eq!(
+            bound_at_start(&start, &bound),
+            [
+                "log",
+                "limits.max_connections",
+                "limits.idle_timeout",
+                "limits.max_headers (raised past twice its start value)"
+            ]
+        );
+        assert_eq!(bound_at_start(&start, &drained), ["listen.drain_timeout"]);
+    }
 }

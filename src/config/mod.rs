@@ -89,7 +89,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
