@@ -50,6 +50,10 @@ pub struct Trace {
     pub vary_origin: bool,
     /// The `Origin` of a cross-origin request, for the access record.
     pub origin: Option<String>,
+    /// The route takes action links, whose URLs hold their token: every
+    /// answer on it, scopegate's own refusals too, gets
+    /// `Referrer-Policy: no-referrer`.
+    pub no_referrer: bool,
 }
 
 /// The access record's view of a principal: configuration ids as they are
@@ -177,6 +181,9 @@ impl Proxy {
             cors.allow(resp.headers_mut(), origin);
         } else if trace.vary_origin {
             crate::cors::vary_origin(resp.headers_mut());
+        }
+        if trace.no_referrer {
+            resp.headers_mut().insert(REFERRER_POLICY, NO_REFERRER);
         }
 
         if crate::telemetry::access_on() {
@@ -411,6 +418,8 @@ pub async fn prepare(
     };
     trace.route = Some(route.name.clone());
     trace.vary_origin = route.cors.is_some();
+    trace.no_referrer =
+        matches!(&route.auth, auth::AuthPolicy::AnyOf(s) if s.contains(&auth::Scheme::ActionLink));
     if let Some(origin) = &cross_origin {
         trace.origin = Some(String::from_utf8_lossy(origin.as_bytes()).into_owned());
         let Some(cors) = route.cors.as_ref() else {
@@ -650,17 +659,14 @@ async fn forward(
     *resp.version_mut() = parts.version;
     HeaderPolicy::strip_response(resp.headers_mut());
 
+    // (Referrer-Policy for the link's route is set on every answer, in
+    // `Proxy::handle`.)
     if let Some(g) = grant {
         if let Some(to) = &g.redirect {
             if resp.status().is_success() {
                 return Ok(redirect(to));
             }
         }
-        // The link's URL holds its token: never hand it on as a referrer.
-        resp.headers_mut().insert(
-            http::HeaderName::from_static("referrer-policy"),
-            HeaderValue::from_static("no-referrer"),
-        );
     }
     if wants_links {
         if let Some(c) = customer {
@@ -686,6 +692,9 @@ async fn forward(
     Ok(Response::from_parts(rparts, ResponseBody::upstream(rbody)))
 }
 
+const REFERRER_POLICY: http::HeaderName = http::HeaderName::from_static("referrer-policy");
+const NO_REFERRER: HeaderValue = HeaderValue::from_static("no-referrer");
+
 /// Sends the browser on after a successful action.
 fn redirect(to: &url::Url) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::empty());
@@ -695,10 +704,7 @@ fn redirect(to: &url::Url) -> Response<ResponseBody> {
         h.insert(header::LOCATION, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        http::HeaderName::from_static("referrer-policy"),
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(REFERRER_POLICY, NO_REFERRER);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     resp
 }

@@ -1306,3 +1306,55 @@ mod review {
         assert_eq!(s.up.single().target, "/v2/bookings/b-2/cancel_by_customer");
     }
 }
+
+/// A link's URL holds its token, so no answer on the link's route may hand
+/// that URL on as a referrer: the forwarded answer, the redirect, and
+/// scopegate's own refusals (401, 409, 400, 404) all say `no-referrer`.
+#[tokio::test]
+async fn every_answer_on_the_link_route_says_no_referrer() {
+    let s = setup().await;
+    let enc = |u: &str| form_urlencoded::byte_serialize(u.as_bytes()).collect::<String>();
+    let policy = |r: &Reply| {
+        r.headers
+            .get("referrer-policy")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let link = s.link("b-1", "cancel_by_customer", None);
+    let first = get(&s.gate.url(&link)).await;
+    let again = get(&s.gate.url(&link)).await;
+    let bad_redirect = get(&s.gate.url(&format!(
+        "{}&redirect={}",
+        s.link("b-2", "cancel_by_customer", None),
+        enc("https://evil.example/")
+    )))
+    .await;
+    let redirected = get(&s.gate.url(&format!(
+        "{}&redirect={}",
+        s.link("b-3", "cancel_by_customer", None),
+        enc("https://shop.example.com/bookings?done=1")
+    )))
+    .await;
+    let forged = get(&s.gate.url(&at(
+        "b-4",
+        "cancel_by_customer",
+        &token(
+            json!({"booking_id": "b-4", "action": "cancel_by_customer"}),
+            "not-the-key-0123456789",
+        ),
+    )))
+    .await;
+    let unknown = get(&s.gate.url(&at("b-5", "no_such_action", "x.y.z"))).await;
+    for (what, r, status) in [
+        ("forwarded", &first, 200),
+        ("used again", &again, 409),
+        ("redirect refused", &bad_redirect, 400),
+        ("redirected", &redirected, 302),
+        ("forged", &forged, 401),
+        ("unknown action", &unknown, 404),
+    ] {
+        assert_eq!(r.status, status, "{what}: {:?}", r.body);
+        assert_eq!(policy(r).as_deref(), Some("no-referrer"), "{what}");
+    }
+    // Other routes keep the page's own policy.
+    assert_eq!(policy(&get(&s.gate.url("/open")).await), None);
+}
