@@ -183,7 +183,7 @@ const TRIES: &[(&str, &str, &str)] = &[
         "-i -H 'X-Scope-App: forged' -H 'X_Scope_Customer_Email: mallory@example.com' ",
         "/v2/health",
     ),
-    ("a booking the backend has, but no route exposes", "", "/v2/bookings/b-1001"),
+    ("one booking, with no credential (its route wants a session)", "", "/v2/bookings/b-1001"),
     ("not a backend path at all", "", "/admin"),
 ];
 
@@ -551,9 +551,9 @@ fn print_api_key(key: &str, secret: &str, gate: SocketAddr) {
     println!(
         "  # x-scope-credential: api-key, x-scope-app, x-scope-reach: all, x-scope-permissions."
     );
-    println!("  curl -s -X PUT -H 'X-Bookeo-apiKey: {key}' -H 'X-Bookeo-secretKey: {secret}' http://{gate}/v2/bookings/b-1002/confirm");
+    println!("  curl -s -X PUT -H 'X-Bookeo-apiKey: {key}' -H 'X-Bookeo-secretKey: {secret}' http://{gate}/v2/bookings/b-1006/confirm");
     println!("  curl -s 'http://{gate}/v2/settings/apikeyinfo?apiKey={key}&secretKey={secret}'   # answered by scopegate");
-    println!("  curl -s -X PUT -H 'X-Bookeo-apiKey: {key}' -H 'X-Bookeo-secretKey: wrong' http://{gate}/v2/bookings/b-1002/confirm   # 401");
+    println!("  curl -s -X PUT -H 'X-Bookeo-apiKey: {key}' -H 'X-Bookeo-secretKey: wrong' http://{gate}/v2/bookings/b-1006/confirm   # 401");
     println!();
 }
 
