@@ -94,10 +94,17 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
 pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<Running> {
     let config = Arc::new(config);
     let store = Arc::new(Store::new(&config.store).map_err(std::io::Error::other)?);
-    let listener = TcpListener::bind(config.listen).await?;
+    // The error names the listener and its address: "Address already in
+    // use" alone does not say which.
+    let bind = |key: &'static str, addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{key} {addr}: {e}")))
+    };
+    let listener = bind("listen.address", config.listen).await?;
     let addr = listener.local_addr()?;
     let admin = match config.admin {
-        Some(a) => Some(TcpListener::bind(a).await?),
+        Some(a) => Some(bind("admin.address", a).await?),
         None => None,
     };
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
@@ -576,6 +583,8 @@ async fn serve_connection<S>(
     }
 }
 
+const ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the admin listener serves from.
 struct Admin {
     ready: Arc<AtomicBool>,
@@ -590,11 +599,26 @@ struct Admin {
 /// With `admin.token`, `/metrics` and `/sessions/revoke` require it as a
 /// bearer token (the probes stay open); without, it is for a private network.
 async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiver<Phase>) {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that never finishes its head, or keeps a connection open
+    // idle, is let go (the public listener's default, 10 s).
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(ADMIN_HEADER_READ_TIMEOUT);
+    let builder = Arc::new(builder);
     let admin = Arc::new(admin);
     loop {
         let stream = tokio::select! {
-            r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
             _ = wait_for(&mut stop, Phase::Halt) => return,
         };
         let (builder, admin) = (Arc::clone(&builder), Arc::clone(&admin));

@@ -498,3 +498,47 @@ fn admin_tokens_are_long_and_an_open_admin_listener_is_warned_of() {
     let local = scopegate::Config::from_toml(&base).unwrap().warnings;
     assert!(!local.iter().any(|w| w.starts_with("admin.")), "{local:?}");
 }
+
+/// A listener that cannot be bound is named with its address in the error
+/// (an operator with two listeners must know which port is taken).
+#[tokio::test]
+async fn a_taken_port_is_named_in_the_bind_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap();
+    let toml = config("127.0.0.1:1".parse().unwrap(), PUBLIC_ROUTES);
+    let public = toml.replacen("127.0.0.1:0", &port.to_string(), 1);
+    let admin = toml.replace(
+        "[admin]\naddress = \"127.0.0.1:0\"",
+        &format!("[admin]\naddress = \"{port}\""),
+    );
+    for (toml, key) in [(public, "listen.address"), (admin, "admin.address")] {
+        let config = scopegate::Config::from_toml(&toml).unwrap();
+        let e = scopegate::start(config)
+            .await
+            .err()
+            .expect("bound a taken port");
+        assert!(e.to_string().starts_with(&format!("{key} {port}: ")), "{e}");
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    }
+}
+
+/// The admin listener lets go of a client that never finishes its head.
+#[tokio::test]
+async fn the_admin_listener_drops_a_head_that_never_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start(Behavior::Ok).await;
+    let gate = Gate::public(&up, "").await;
+    let mut c = tokio::net::TcpStream::connect(gate.admin.unwrap())
+        .await
+        .unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(20), c.read(&mut buf)).await;
+    let waited = started.elapsed();
+    // Closed (EOF, hyper's 408, or a reset), and not before the timeout.
+    assert!(read.is_ok(), "still open after {waited:?}");
+    assert!(waited >= Duration::from_secs(9), "closed after {waited:?}");
+}
