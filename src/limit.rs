@@ -437,6 +437,24 @@ impl FailureLimiter {
         }
     }
 
+    /// Admits `client` as [`admit`](Self::admit) does, waiting out a delay
+    /// here; a refusal gives the time after which the client may retry.
+    pub async fn enter(
+        &self,
+        store: &Store,
+        client: IpAddr,
+        family: Option<[u8; 16]>,
+    ) -> Result<(), Duration> {
+        match self.admit(store, client, family) {
+            Admission::Go => Ok(()),
+            Admission::Refuse(after) => Err(after),
+            Admission::Wait(d) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+        }
+    }
+
     /// Counts one failure of `client` (and of `family`): here, and in Redis
     /// when counts are shared (one round trip; a Redis failure only leaves
     /// the count local).

@@ -297,11 +297,9 @@ async fn limited<T>(
     let Some(l) = &config.auth.failures else {
         return check.await;
     };
-    match l.admit(store, client, None) {
-        crate::limit::Admission::Go => {}
-        crate::limit::Admission::Refuse(after) => return Err(GateError::TooManyFailures(after)),
-        crate::limit::Admission::Wait(d) => tokio::time::sleep(d).await,
-    }
+    l.enter(store, client, None)
+        .await
+        .map_err(GateError::TooManyFailures)?;
     let result = check.await;
     if let Err(GateError::Unauthorized(r)) = &result {
         if counts(r) {

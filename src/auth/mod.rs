@@ -399,11 +399,9 @@ pub async fn authenticate_with(
         _ => None,
     };
     if let Some(l) = &ctx.failures {
-        match l.admit(store, client, family) {
-            crate::limit::Admission::Go => {}
-            crate::limit::Admission::Refuse(after) => return Err(AuthError::Throttled(after)),
-            crate::limit::Admission::Wait(d) => tokio::time::sleep(d).await,
-        }
+        l.enter(store, client, family)
+            .await
+            .map_err(AuthError::Throttled)?;
     }
     let result = match scheme {
         Scheme::Session => session::verify(parts, &ctx.sessions, store, now_ms).await,
