@@ -641,6 +641,18 @@ async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiv
                     if req.uri().path() == "/sessions/revoke" {
                         return Ok::<_, Infallible>(revoke(&admin, &req).await);
                     }
+                    // The rest only read: a probe or scraper that POSTs is
+                    // told so, not answered as if it had asked.
+                    let reads = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+                    if !reads && matches!(req.uri().path(), "/metrics" | "/healthz" | "/readyz") {
+                        return Ok::<_, Infallible>(
+                            GateError::MethodNotAllowed(vec![
+                                http::Method::GET,
+                                http::Method::HEAD,
+                            ])
+                            .into_response(),
+                        );
+                    }
                     if req.uri().path() == "/metrics" {
                         let mut resp = Response::new(ResponseBody::full(admin.metrics.render()));
                         resp.headers_mut().insert(

@@ -421,6 +421,13 @@ async fn the_admin_token_guards_metrics_and_revocation_but_not_the_probes() {
 
     for path in ["/healthz", "/readyz"] {
         assert_eq!(call("GET", path, vec![]).await.status, 200, "{path}");
+        assert_eq!(call("HEAD", path, vec![]).await.status, 200, "{path}");
+        // They only read: a write is refused, and says what would do.
+        for method in ["POST", "PUT", "DELETE"] {
+            let r = call(method, path, vec![]).await;
+            assert_eq!(r.status, 405, "{method} {path}");
+            assert_eq!(r.headers["allow"], "GET, HEAD");
+        }
     }
     let mut refusals = Vec::new();
     for auth in [
@@ -444,6 +451,10 @@ async fn the_admin_token_guards_metrics_and_revocation_but_not_the_probes() {
 
     let good = bearer("adm-4f1c9e0b7d2a6e35");
     assert_eq!(call("GET", "/metrics", good.clone()).await.status, 200);
+    assert_eq!(call("POST", "/metrics", good.clone()).await.status, 405);
+    let r = call("GET", "/sessions/revoke?business=x", good.clone()).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers["allow"], "POST");
     let shouted = vec!["BEARER adm-4f1c9e0b7d2a6e35".to_string()];
     assert_eq!(
         call("GET", "/metrics", shouted).await.status,
