@@ -282,6 +282,23 @@ fn a_double_underscore_variable_is_read_as_an_override() {
 }
 
 #[test]
+fn a_wrong_override_names_its_variable() {
+    // One at a time: a value that does not parse hides the semantic checks.
+    let text = format!("{BASE}{ROUTE}");
+    let out = check_with(&text, &[("SCOPEGATE_LIMITS__MAX_BODY_BYTES", "lots")]);
+    out.fails_with(&[
+        "limits.max_body_bytes",
+        "(set by SCOPEGATE_LIMITS__MAX_BODY_BYTES)",
+    ]);
+    let out = check_with(&text, &[("SCOPEGATE_LOG__FORMAT", "xml")]);
+    out.fails_with(&["log.format", "(set by SCOPEGATE_LOG__FORMAT)"]);
+    // A wrong value from the file is not blamed on the environment.
+    let file = check(&format!("{BASE}{ROUTE}[log]\nformat = \"xml\"\n"));
+    file.fails_with(&["log.format", "xml"]);
+    assert!(!file.stderr.contains("set by"), "{}", file.stderr);
+}
+
+#[test]
 fn run_refuses_a_broken_config_with_exit_1() {
     let file = ConfigFile::new("[listen]\nadress = \"x\"\n");
     let out = run_to_end(&["run", "--config", file.path_str()], &[]);

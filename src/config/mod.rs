@@ -160,8 +160,27 @@ impl Config {
     /// `base`: the config file's directory, against which relative `*_file`
     /// paths are resolved (the working directory when `None`).
     fn from_figment(f: Figment, base: Option<std::path::PathBuf>) -> Result<Self, ConfigError> {
-        compile(extract(&f)?, base)
+        let named = |e| name_env_sources(&f, e);
+        compile(extract(&f).map_err(named)?, base).map_err(named)
     }
+}
+
+/// Says which variable set a value that is wrong, when one did: an operator
+/// reading `limits.max_body_bytes: ...` would otherwise look in the file.
+fn name_env_sources(f: &Figment, mut err: ConfigError) -> ConfigError {
+    for p in &mut err.problems {
+        let Ok(value) = f.find_value(&p.path) else {
+            continue;
+        };
+        let from_env = f
+            .get_metadata(value.tag())
+            .is_some_and(|m| m.name.contains("environment"));
+        if from_env {
+            let var = p.path.to_ascii_uppercase().replace('.', "__");
+            p.message.push_str(&format!(" (set by SCOPEGATE_{var})"));
+        }
+    }
+    err
 }
 
 /// Deserializes table by table and array element by array element, so that a
