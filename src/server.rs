@@ -410,6 +410,20 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// The next connection of `listener`. A failed accept (EMFILE and friends)
+/// is retried after a pause instead of in a busy loop. Cancel-safe.
+async fn accept(listener: &TcpListener, name: &'static str) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(x) => return x,
+            Err(e) => {
+                tracing::warn!(listener = name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Accepts connections for `proxy`. Connection settings come from the
 /// configuration the listener started with.
 async fn accept_loop(
@@ -429,15 +443,7 @@ async fn accept_loop(
             _ = stop.changed() => break,
         };
         let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            x = accept(&listener, "public") => x,
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
@@ -617,15 +623,7 @@ async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiv
     let admin = Arc::new(admin);
     loop {
         let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            (s, _) = accept(&listener, "admin") => s,
             _ = wait_for(&mut stop, Phase::Halt) => return,
         };
         let (builder, admin) = (Arc::clone(&builder), Arc::clone(&admin));
