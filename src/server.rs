@@ -596,8 +596,6 @@ async fn serve_connection<S>(
     }
 }
 
-const ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What the admin listener serves from.
 struct Admin {
     ready: Arc<AtomicBool>,
@@ -618,7 +616,7 @@ async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiv
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(ADMIN_HEADER_READ_TIMEOUT);
+        .header_read_timeout(crate::config::raw::DEFAULT_HEADER_READ_TIMEOUT.0);
     let builder = Arc::new(builder);
     let admin = Arc::new(admin);
     loop {
@@ -630,39 +628,7 @@ async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiv
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let admin = Arc::clone(&admin);
-                async move {
-                    let ready = admin.ready.load(Ordering::SeqCst);
-                    let guarded = matches!(req.uri().path(), "/sessions/revoke" | "/metrics");
-                    if guarded && !admin_allows(&admin.config.load(), &req) {
-                        return Ok::<_, Infallible>(admin_unauthorized());
-                    }
-                    if req.uri().path() == "/sessions/revoke" {
-                        return Ok::<_, Infallible>(revoke(&admin, &req).await);
-                    }
-                    // The rest only read: a probe or scraper that POSTs is
-                    // told so, not answered as if it had asked.
-                    let reads = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
-                    if !reads && matches!(req.uri().path(), "/metrics" | "/healthz" | "/readyz") {
-                        return Ok::<_, Infallible>(
-                            GateError::MethodNotAllowed(vec![
-                                http::Method::GET,
-                                http::Method::HEAD,
-                            ])
-                            .into_response(),
-                        );
-                    }
-                    if req.uri().path() == "/metrics" {
-                        let mut resp = Response::new(ResponseBody::full(admin.metrics.render()));
-                        resp.headers_mut().insert(
-                            http::header::CONTENT_TYPE,
-                            http::HeaderValue::from_static(
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            ),
-                        );
-                        return Ok::<_, Infallible>(resp);
-                    }
-                    Ok::<_, Infallible>(admin_response(req.uri().path(), ready))
-                }
+                async move { Ok::<_, Infallible>(admin_serve(&admin, &req).await) }
             });
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -702,11 +668,82 @@ fn admin_unauthorized() -> Response<ResponseBody> {
     resp
 }
 
+/// The admin listener's endpoints.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Healthz,
+    Readyz,
+    Metrics,
+    Revoke,
+}
+
+impl Endpoint {
+    fn of(path: &str) -> Option<Self> {
+        Some(match path {
+            "/healthz" => Self::Healthz,
+            "/readyz" => Self::Readyz,
+            "/metrics" => Self::Metrics,
+            "/sessions/revoke" => Self::Revoke,
+            _ => return None,
+        })
+    }
+
+    /// Whether `admin.token`, when set, is needed (the probes stay open).
+    fn guarded(self) -> bool {
+        matches!(self, Self::Metrics | Self::Revoke)
+    }
+
+    /// The methods it answers: the probes and the scraper only read, so
+    /// one that POSTs is told so, not answered as if it had asked.
+    fn methods(self) -> &'static [http::Method] {
+        const READ: &[http::Method] = &[http::Method::GET, http::Method::HEAD];
+        const WRITE: &[http::Method] = &[http::Method::POST];
+        match self {
+            Self::Revoke => WRITE,
+            _ => READ,
+        }
+    }
+}
+
+/// One admin request: an unknown path is 404, then the token (for a
+/// guarded endpoint), then the method, then the endpoint itself.
+async fn admin_serve(admin: &Admin, req: &Request<Incoming>) -> Response<ResponseBody> {
+    let Some(endpoint) = Endpoint::of(req.uri().path()) else {
+        return ResponseBody::json(
+            StatusCode::NOT_FOUND,
+            r#"{"error":{"code":"not_found","message":"no such admin endpoint"}}"#,
+        );
+    };
+    if endpoint.guarded() && !admin_allows(&admin.config.load(), req) {
+        return admin_unauthorized();
+    }
+    if !endpoint.methods().contains(req.method()) {
+        return GateError::MethodNotAllowed(endpoint.methods().to_vec()).into_response();
+    }
+    match endpoint {
+        Endpoint::Healthz => ResponseBody::json(StatusCode::OK, r#"{"status":"ok"}"#),
+        Endpoint::Readyz if admin.ready.load(Ordering::SeqCst) => {
+            ResponseBody::json(StatusCode::OK, r#"{"status":"ready"}"#)
+        }
+        Endpoint::Readyz => {
+            ResponseBody::json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+        }
+        Endpoint::Metrics => {
+            let mut resp = Response::new(ResponseBody::full(admin.metrics.render()));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            resp
+        }
+        Endpoint::Revoke => revoke(admin, req).await,
+    }
+}
+
 /// `POST /sessions/revoke?business=<id>` or `?company=<id>`.
 async fn revoke(admin: &Admin, req: &Request<Incoming>) -> Response<ResponseBody> {
-    if req.method() != http::Method::POST {
-        return GateError::MethodNotAllowed(vec![http::Method::POST]).into_response();
-    }
     let param = |name: &str| {
         req.uri().query().and_then(|q| {
             form_urlencoded::parse(q.as_bytes())
@@ -738,19 +775,6 @@ async fn revoke(admin: &Admin, req: &Request<Incoming>) -> Response<ResponseBody
         }
         Err(_) => GateError::StoreUnavailable.into_response(),
     }
-}
-
-fn admin_response(path: &str, ready: bool) -> Response<ResponseBody> {
-    let (status, body) = match path {
-        "/healthz" => (StatusCode::OK, r#"{"status":"ok"}"#),
-        "/readyz" if ready => (StatusCode::OK, r#"{"status":"ready"}"#),
-        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#),
-        _ => (
-            StatusCode::NOT_FOUND,
-            r#"{"error":{"code":"not_found","message":"no such admin endpoint"}}"#,
-        ),
-    };
-    ResponseBody::json(status, body)
 }
 
 #[cfg(test)]

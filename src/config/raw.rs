@@ -490,6 +490,10 @@ pub struct RawLimits {
     pub request_timeout: HumanDuration,
 }
 
+/// `limits.header_read_timeout` when unset; the admin listener, which has
+/// no limits of its own, uses it too.
+pub const DEFAULT_HEADER_READ_TIMEOUT: HumanDuration = HumanDuration::secs(10);
+
 impl Default for RawLimits {
     fn default() -> Self {
         Self {
@@ -499,7 +503,7 @@ impl Default for RawLimits {
             max_body_bytes: HumanSize(10 * 1024 * 1024),
             max_connections: 4096,
             max_in_flight: 2048,
-            header_read_timeout: HumanDuration::secs(10),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: HumanDuration::secs(60),
             request_timeout: HumanDuration::secs(60),
         }
