@@ -24,7 +24,7 @@ use std::{
 
 use scopegate::{
     auth::session::Business,
-    store::{key, Key, SessionRecord, Store},
+    store::{key, Key, SessionRecord, Slide, Store},
 };
 
 /// The sizes of a run: `cargo bench` uses the real ones; the quick run that
@@ -113,7 +113,7 @@ async fn run(scale: Scale) -> bool {
     let now = now_ms();
     for i in 0..inserted {
         if store
-            .session_touch(&session_key(i), now)
+            .session_touch(&session_key(i), now, Slide::Any)
             .await
             .expect("the memory store does not fail")
             .is_some()

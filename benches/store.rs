@@ -31,7 +31,7 @@ fn record() -> SessionRecord {
 /// The memory backend never waits: one poll finishes every operation.
 fn touch(store: &Store, k: &Key) -> bool {
     store
-        .session_touch(k, NOW_MS)
+        .session_touch(k, NOW_MS, scopegate::store::Slide::Any)
         .now_or_never()
         .expect("the memory store answers at once")
         .expect("the memory store does not fail")

@@ -40,6 +40,26 @@ use moka::{sync::Cache, Expiry};
 mod local;
 mod sessions;
 
+/// Which sessions a use slides (records, pushing back their idle expiry).
+#[derive(Clone, Copy, Debug)]
+pub enum Slide<'a> {
+    /// Every session it finds.
+    Any,
+    /// Only sessions of these businesses: a use that will be refused for
+    /// the others (a query token where only the header is accepted) must
+    /// not keep them alive.
+    Only(&'a [&'a str]),
+}
+
+impl Slide<'_> {
+    pub fn allows(self, business: &str) -> bool {
+        match self {
+            Slide::Any => true,
+            Slide::Only(ids) => ids.contains(&business),
+        }
+    }
+}
+
 /// A store key: the SHA-256 of a domain-separated credential identifier.
 pub type Key = [u8; 32];
 
@@ -236,8 +256,14 @@ if now > e or now - l > i then
   redis.call('DEL', KEYS[1])
   return false
 end
-if now > l then redis.call('HSET', KEYS[1], 'l', ARGV[1]) end
-redis.call('PEXPIRE', KEYS[1], i)
+local slide = ARGV[3] ~= 'only'
+for j = 4, #ARGV do
+  if ARGV[j] == v[1] then slide = true end
+end
+if slide then
+  if now > l then redis.call('HSET', KEYS[1], 'l', ARGV[1]) end
+  redis.call('PEXPIRE', KEYS[1], i)
+end
 local gen = redis.call('GET', ARGV[2] .. v[1])
 v[9] = gen or '0'
 return v
@@ -282,15 +308,20 @@ impl Store {
         r
     }
 
-    /// Reads a session and records this use at `now_ms` (sliding its idle
-    /// expiry), atomically with deciding whether it has ended; see
-    /// `session_touch_op`.
-    pub async fn session_touch(&self, key: &Key, now_ms: u64) -> Result<Option<Found>, StoreError> {
+    /// Reads a session and, when `slide` allows its business, records this
+    /// use at `now_ms` (sliding its idle expiry), atomically with deciding
+    /// whether it has ended; see `session_touch_op`.
+    pub async fn session_touch(
+        &self,
+        key: &Key,
+        now_ms: u64,
+        slide: Slide<'_>,
+    ) -> Result<Option<Found>, StoreError> {
         if let Some(found) = self.local_cache().and_then(|c| c.get(key, now_ms)) {
             self.count::<()>("session_touch_cached", &Ok(()));
             return Ok(Some(found));
         }
-        let r = self.session_touch_op(key, now_ms).await;
+        let r = self.session_touch_op(key, now_ms, slide).await;
         self.count("session_touch", &r);
         r
     }
@@ -481,9 +512,14 @@ impl Store {
     /// of an idle-expired session cannot slide it back to life. `None`:
     /// unknown, collected, or ended (then deleted). The caller checks the
     /// rest (revocation generation, key, business) on the returned record.
-    async fn session_touch_op(&self, key: &Key, now_ms: u64) -> Result<Option<Found>, StoreError> {
+    async fn session_touch_op(
+        &self,
+        key: &Key,
+        now_ms: u64,
+        slide: Slide<'_>,
+    ) -> Result<Option<Found>, StoreError> {
         match &self.backend {
-            Backend::Memory(m) => Ok(m.sessions.touch(key, now_ms).map(|record| {
+            Backend::Memory(m) => Ok(m.sessions.touch(key, now_ms, slide).map(|record| {
                 let generation = m.generation(&record.business);
                 Found { record, generation }
             })),
@@ -498,6 +534,9 @@ impl Store {
                     .attempt(|mut conn| {
                         let mut inv = script.key(&session);
                         inv.arg(now_ms).arg(&gens);
+                        if let Slide::Only(ids) = slide {
+                            inv.arg("only").arg(ids);
+                        }
                         async move { inv.invoke_async(&mut conn).await }
                     })
                     .await?;
@@ -540,7 +579,10 @@ impl Store {
                     },
                     generation: gen,
                 };
-                if let (Some(cache), Some(seen)) = (&r.cache, seen) {
+                // An entry says Redis slid the session to `now_ms`: one
+                // this use did not slide is not kept.
+                let slid = slide.allows(&found.record.business);
+                if let (Some(cache), Some(seen), true) = (&r.cache, seen, slid) {
                     cache.keep(key, &found, now_ms, seen);
                 }
                 Ok(Some(found))
@@ -816,33 +858,60 @@ mod tests {
         }
         for i in 140..150 {
             assert!(
-                s.session_touch(&k(i), 2).await.unwrap().is_some(),
+                s.session_touch(&k(i), 2, Slide::Any)
+                    .await
+                    .unwrap()
+                    .is_some(),
                 "new session {i} kept"
             );
         }
         assert!(
-            s.session_touch(&k(0), 2).await.unwrap().is_none(),
+            s.session_touch(&k(0), 2, Slide::Any)
+                .await
+                .unwrap()
+                .is_none(),
             "oldest dropped"
         );
+    }
+
+    #[tokio::test]
+    async fn a_use_slides_only_the_businesses_it_is_told() {
+        let s = Store::memory(10, 10);
+        let k = key("s", &[b"tok"]);
+        s.session_put(&k, &record("biz", 1)).await.unwrap();
+        let other = s.session_touch(&k, 7, Slide::Only(&["other"])).await;
+        assert_eq!(other.unwrap().unwrap().record.last_used_ms, 1, "read");
+        let found = s.session_touch(&k, 8, Slide::Only(&["other", "biz"])).await;
+        assert_eq!(
+            found.unwrap().unwrap().record.last_used_ms,
+            1,
+            "not slid at 7"
+        );
+        let found = s.session_touch(&k, 9, Slide::Any).await.unwrap().unwrap();
+        assert_eq!(found.record.last_used_ms, 8, "slid at 8");
     }
 
     #[tokio::test]
     async fn a_session_is_touched_deleted_and_revoked_in_memory() {
         let s = Store::memory(10, 10);
         let k = key("s", &[b"tok"]);
-        assert_eq!(s.session_touch(&k, 5).await, Ok(None));
+        assert_eq!(s.session_touch(&k, 5, Slide::Any).await, Ok(None));
         s.session_put(&k, &record("biz", 1)).await.unwrap();
-        let found = s.session_touch(&k, 7).await.unwrap().unwrap();
+        let found = s.session_touch(&k, 7, Slide::Any).await.unwrap().unwrap();
         assert_eq!(found.record.last_used_ms, 1, "the previous use");
         assert_eq!(found.generation, 0);
-        let found = s.session_touch(&k, 9).await.unwrap().unwrap();
+        let found = s.session_touch(&k, 9, Slide::Any).await.unwrap().unwrap();
         assert_eq!(found.record.last_used_ms, 7);
         assert_eq!(s.revoke_business("biz").await, Ok(1));
         assert_eq!(
-            s.session_touch(&k, 10).await.unwrap().unwrap().generation,
+            s.session_touch(&k, 10, Slide::Any)
+                .await
+                .unwrap()
+                .unwrap()
+                .generation,
             1
         );
         s.session_delete(&k).await.unwrap();
-        assert_eq!(s.session_touch(&k, 11).await, Ok(None));
+        assert_eq!(s.session_touch(&k, 11, Slide::Any).await, Ok(None));
     }
 }

@@ -335,6 +335,43 @@ async fn a_query_token_is_accepted_only_where_configured_and_never_forwarded() {
     assert!(s.up.records()[1].one("authorization").is_none());
 }
 
+/// A use that is refused, a query token for a business that takes only the
+/// header, does not keep the session alive: 4 h after its last accepted use
+/// (here its issue) it ends, however many refused uses came between. The
+/// same for both stores (Redis slides in its Lua script).
+async fn refused_query_uses_do_not_slide(s: &Setup) {
+    let md5 = issue(&s.gate, &handshake_md5(&now_secs(&s.clock).to_string())).await;
+    let query = s
+        .gate
+        .url(&format!("/v2/appointments/x?sessionToken={md5}"));
+    for _ in 0..3 {
+        s.clock.advance(Duration::from_secs(3600));
+        assert_eq!(get(&query).await.status, 401);
+    }
+    s.clock.advance(Duration::from_secs(3600 + 5));
+    let r = bearer(&s.gate, "/v2/appointments/x", &md5).await;
+    assert_eq!(r.status, 401, "4 h after the last accepted use: ended");
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_refused_query_token_does_not_slide_the_session() {
+    refused_query_uses_do_not_slide(&setup().await).await;
+}
+
+#[tokio::test]
+async fn a_refused_query_token_does_not_slide_the_session_in_redis() {
+    let redis = RedisServer::start().await;
+    let up = Upstream::start(Behavior::Ok).await;
+    let clock = Clock::system();
+    let store = format!(
+        "\n[store]\nbackend = \"redis\"\nurl = \"{}\"\nlocal_cache = \"10s\"\n",
+        redis.url()
+    );
+    let gate = Gate::start_with_clock(&config(up.addr, &routes(&store)), clock.clone()).await;
+    refused_query_uses_do_not_slide(&Setup { up, gate, clock }).await;
+}
+
 #[tokio::test]
 async fn many_requests_at_the_expiry_boundary_are_each_200_or_401() {
     let s = setup().await;

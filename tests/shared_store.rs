@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{redis::RedisServer, *};
 use scopegate::{
     actions::Link,
-    store::{key, SessionRecord, Store, StoreSettings},
+    store::{key, SessionRecord, Slide, Store, StoreSettings},
     Config,
 };
 
@@ -177,7 +177,7 @@ async fn sessions_slide_and_are_revoked_per_business_in_redis() {
     })
     .unwrap();
     let k = key("session", &[b"st:api:api:0164ebb6d9c74d87b4b6edd9544166ec"]);
-    assert_eq!(store.session_touch(&k, 1_000).await, Ok(None));
+    assert_eq!(store.session_touch(&k, 1_000, Slide::Any).await, Ok(None));
     let rec = SessionRecord {
         business: "biz-1".into(),
         created_ms: 1_000,
@@ -189,10 +189,18 @@ async fn sessions_slide_and_are_revoked_per_business_in_redis() {
         customer: None,
     };
     store.session_put(&k, &rec).await.unwrap();
-    let found = store.session_touch(&k, 2_000).await.unwrap().unwrap();
+    let found = store
+        .session_touch(&k, 2_000, Slide::Any)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.record, rec, "the record as it was before this use");
     assert_eq!(found.generation, 0);
-    let found = store.session_touch(&k, 3_000).await.unwrap().unwrap();
+    let found = store
+        .session_touch(&k, 3_000, Slide::Any)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.record.last_used_ms, 2_000, "each use slides");
 
     // The server-side TTL follows the idle time (a store dump holds no token).
@@ -219,10 +227,14 @@ async fn sessions_slide_and_are_revoked_per_business_in_redis() {
     );
 
     assert_eq!(store.revoke_business("biz-1").await, Ok(1));
-    let found = store.session_touch(&k, 4_000).await.unwrap().unwrap();
+    let found = store
+        .session_touch(&k, 4_000, Slide::Any)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.generation, 1, "revoked: generation moved on");
     store.session_delete(&k).await.unwrap();
-    assert_eq!(store.session_touch(&k, 5_000).await, Ok(None));
+    assert_eq!(store.session_touch(&k, 5_000, Slide::Any).await, Ok(None));
 }
 
 /// Redis stopped and restarted under load: single-use links are followed by
@@ -337,20 +349,32 @@ async fn a_user_without_channel_rights_needs_no_channel_unless_the_cache_is_on()
 
     let plain = store(None);
     plain.session_put(&k, &rec).await.unwrap();
-    assert!(plain.session_touch(&k, 2_000).await.unwrap().is_some());
+    assert!(plain
+        .session_touch(&k, 2_000, Slide::Any)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(plain.session_delete(&k).await, Ok(true));
     assert_eq!(plain.revoke_business("biz-1").await, Ok(1));
 
     let cached = store(Some(Duration::from_secs(1)));
     cached.session_put(&k, &rec).await.unwrap();
-    assert!(cached.session_touch(&k, 2_000).await.unwrap().is_some());
+    assert!(cached
+        .session_touch(&k, 2_000, Slide::Any)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(
         cached.session_delete(&k).await,
         Err(scopegate::store::StoreError::Unavailable),
         "the logout cannot be published: refused, not half done"
     );
     assert!(
-        cached.session_touch(&k, 3_000).await.unwrap().is_some(),
+        cached
+            .session_touch(&k, 3_000, Slide::Any)
+            .await
+            .unwrap()
+            .is_some(),
         "the session was not deleted without its message"
     );
 }

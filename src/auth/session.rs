@@ -24,7 +24,7 @@ use super::{search_query as q, AuthError, Principal, Rejection, Scheme, ScopeVal
 use crate::{
     body::ResponseBody,
     error::GateError,
-    store::{self, hex, unhex, SessionRecord, Store, StoreError},
+    store::{self, hex, unhex, SessionRecord, Slide, Store, StoreError},
 };
 
 /// Prefix of every token, as the vendor issues them.
@@ -251,8 +251,22 @@ pub async fn verify(
         return Err(AuthError::Rejected(reject("malformed session token")));
     }
     let key = token_key(&token);
+    // A query token is refused for a business that takes only the header:
+    // such a use must not slide the session it names.
+    let takes_query: Vec<&str>;
+    let slide = if from_query {
+        takes_query = sessions
+            .by_api_key
+            .values()
+            .filter(|b| b.accept_query_token)
+            .map(|b| b.id.as_str())
+            .collect();
+        Slide::Only(&takes_query)
+    } else {
+        Slide::Any
+    };
     let Some(found) = store
-        .session_touch(&key, now_ms)
+        .session_touch(&key, now_ms, slide)
         .await
         .map_err(store_error)?
     else {

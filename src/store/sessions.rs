@@ -33,7 +33,7 @@ use std::{
     time::Instant,
 };
 
-use super::{Key, SessionRecord};
+use super::{Key, SessionRecord, Slide};
 
 /// A store split this fine holds at least this many sessions per shard.
 const MIN_PER_SHARD: u64 = 1024;
@@ -109,9 +109,9 @@ impl Sessions {
 
     /// The session as it was before this use at `now_ms`, which it records;
     /// `None` when unknown or ended (then removed).
-    pub(super) fn touch(&self, key: &Key, now_ms: u64) -> Option<SessionRecord> {
+    pub(super) fn touch(&self, key: &Key, now_ms: u64, slide: Slide) -> Option<SessionRecord> {
         let (h, now_s) = (hash(self.seed, key), self.now_s());
-        self.shard(h).touch(key, h, now_ms, now_s)
+        self.shard(h).touch(key, h, now_ms, now_s, slide)
     }
 
     /// Removes a session; `true` when there was one.
@@ -458,7 +458,14 @@ impl Shard {
         self.meta[i] = deadline(now_s, idle_ms) | USED;
     }
 
-    fn touch(&mut self, key: &Key, h: u64, now_ms: u64, now_s: u32) -> Option<SessionRecord> {
+    fn touch(
+        &mut self,
+        key: &Key,
+        h: u64,
+        now_ms: u64,
+        now_s: u32,
+        slide: Slide,
+    ) -> Option<SessionRecord> {
         self.sweep(USE_SWEEP, now_s);
         let (b, i) = self.find(key, h)?;
         let s = &self.slots[i];
@@ -477,9 +484,11 @@ impl Shard {
             key_id: self.names.get(s.key_id).to_owned(),
             customer: s.customer.as_deref().map(str::to_owned),
         };
-        let s = &mut self.slots[i];
-        s.last_used_ms = s.last_used_ms.max(now_ms);
-        self.meta[i] = deadline(now_s, s.idle_ms) | USED;
+        if slide.allows(&before.business) {
+            let s = &mut self.slots[i];
+            s.last_used_ms = s.last_used_ms.max(now_ms);
+            self.meta[i] = deadline(now_s, s.idle_ms) | USED;
+        }
         Some(before)
     }
 
@@ -531,7 +540,7 @@ mod tests {
 
     fn touch(s: &mut Shard, i: u64, now_s: u32) -> Option<SessionRecord> {
         let key = k(i);
-        s.touch(&key, hash(s.seed, &key), 2, now_s)
+        s.touch(&key, hash(s.seed, &key), 2, now_s, Slide::Any)
     }
 
     fn delete(s: &mut Shard, i: u64, now_s: u32) -> bool {
@@ -579,7 +588,7 @@ mod tests {
             }
             assert_eq!(s.len() as u64, max, "{max}");
             for i in (max..max + 100).rev().take(max as usize) {
-                assert!(s.touch(&k(i), 2).is_some(), "newest {i} kept");
+                assert!(s.touch(&k(i), 2, Slide::Any).is_some(), "newest {i} kept");
             }
         }
         assert_eq!(Sessions::new(1_000_000).shards.len(), 64);
@@ -673,15 +682,21 @@ mod tests {
         let key = k(1);
         let h = hash(7, &key);
         s.put(&key, h, &rec("a", 60), 1);
-        assert!(s.touch(&key, h, 60_001, 1).is_some());
-        assert!(s.touch(&key, h, 120_002, 1).is_none(), "idle > 60 s");
+        assert!(s.touch(&key, h, 60_001, 1, Slide::Any).is_some());
+        assert!(
+            s.touch(&key, h, 120_002, 1, Slide::Any).is_none(),
+            "idle > 60 s"
+        );
         assert_eq!(s.live, 0);
         let capped = SessionRecord {
             expires_ms: 100,
             ..rec("a", 60)
         };
         s.put(&key, h, &capped, 1);
-        assert!(s.touch(&key, h, 101, 1).is_none(), "past its cap");
+        assert!(
+            s.touch(&key, h, 101, 1, Slide::Any).is_none(),
+            "past its cap"
+        );
         check(&s);
     }
 
@@ -701,11 +716,14 @@ mod tests {
         let key = k(9);
         let h = hash(7, &key);
         s.put(&key, h, &r, 1);
-        assert_eq!(s.touch(&key, h, 1_700_000_000_400, 1), Some(r.clone()));
-        let again = s.touch(&key, h, 1_700_000_000_500, 1).unwrap();
+        assert_eq!(
+            s.touch(&key, h, 1_700_000_000_400, 1, Slide::Any),
+            Some(r.clone())
+        );
+        let again = s.touch(&key, h, 1_700_000_000_500, 1, Slide::Any).unwrap();
         assert_eq!(again.last_used_ms, 1_700_000_000_456, "never moved back");
         assert_eq!(
-            s.touch(&key, h, 1, 1).unwrap().last_used_ms,
+            s.touch(&key, h, 1, 1, Slide::Any).unwrap().last_used_ms,
             1_700_000_000_500
         );
     }
@@ -714,7 +732,7 @@ mod tests {
     fn a_store_without_room_keeps_nothing() {
         let s = Sessions::new(0);
         s.put(&k(1), &rec("a", 60));
-        assert!(s.touch(&k(1), 2).is_none());
+        assert!(s.touch(&k(1), 2, Slide::Any).is_none());
         assert_eq!(s.len(), 0);
     }
 
@@ -728,7 +746,7 @@ mod tests {
                     for i in 0..5_000 {
                         let key = k(t * 1_000_000 + i);
                         s.put(&key, &rec("a", 60));
-                        assert!(s.touch(&key, 2).is_some());
+                        assert!(s.touch(&key, 2, Slide::Any).is_some());
                         if i % 2 == 0 {
                             assert!(s.delete(&key));
                         }

@@ -342,10 +342,13 @@ impl Sso {
             return Err(reject("sso session: malformed token"));
         }
         let key = session_key(&token);
-        let found = store.session_touch(&key, now_ms).await.map_err(|e| {
-            tracing::error!(error = %e, "session store unavailable");
-            AuthError::Store
-        })?;
+        let found = store
+            .session_touch(&key, now_ms, crate::store::Slide::Any)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "session store unavailable");
+                AuthError::Store
+            })?;
         let Some(found) = found else {
             return Err(reject("sso session: unknown or expired"));
         };
