@@ -596,6 +596,9 @@ async fn serve_connection<S>(
     }
 }
 
+/// Connections the admin listener serves at once; more wait to be accepted.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+
 /// What the admin listener serves from.
 struct Admin {
     ready: Arc<AtomicBool>,
@@ -619,13 +622,22 @@ async fn admin_loop(listener: TcpListener, admin: Admin, mut stop: watch::Receiv
         .header_read_timeout(crate::config::raw::DEFAULT_HEADER_READ_TIMEOUT.0);
     let builder = Arc::new(builder);
     let admin = Arc::new(admin);
+    // Probes and a scraper need few connections: a flood of them waits in
+    // the backlog instead of taking the file descriptors the public
+    // listener needs.
+    let permits = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => p.expect("semaphore is never closed"),
+            _ = wait_for(&mut stop, Phase::Halt) => return,
+        };
         let stream = tokio::select! {
             (s, _) = accept(&listener, "admin") => s,
             _ = wait_for(&mut stop, Phase::Halt) => return,
         };
         let (builder, admin) = (Arc::clone(&builder), Arc::clone(&admin));
         tokio::spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |req: Request<Incoming>| {
                 let admin = Arc::clone(&admin);
                 async move { Ok::<_, Infallible>(admin_serve(&admin, &req).await) }

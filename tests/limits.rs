@@ -360,6 +360,37 @@ async fn connections_beyond_the_cap_wait_until_an_open_one_closes() {
     assert_eq!(read_response(&mut second).await.0, 200);
 }
 
+/// The admin listener serves a fixed number of connections at once: a flood
+/// of them waits in the backlog, the public listener goes on serving, and
+/// a waiting probe is answered as soon as one closes.
+#[tokio::test]
+async fn admin_connections_beyond_its_cap_wait_and_the_public_side_is_unaffected() {
+    let up = Upstream::start(Behavior::Ok).await;
+    let gate = Gate::public(&up, "").await;
+    let admin = gate.admin.unwrap();
+    const PROBE: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    let mut held = Vec::new();
+    for _ in 0..scopegate::server::ADMIN_MAX_CONNECTIONS {
+        let mut s = TcpStream::connect(admin).await.unwrap();
+        s.write_all(PROBE).await.unwrap();
+        assert_eq!(read_response(&mut s).await.0, 200);
+        held.push(s);
+    }
+    let mut waiting = TcpStream::connect(admin).await.unwrap();
+    waiting.write_all(PROBE).await.unwrap();
+    let mut buf = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(500), waiting.read(&mut buf)).await;
+    assert!(early.is_err(), "answered beyond the cap: {early:?}");
+    assert_eq!(get(&gate.url("/open")).await.status, 200);
+
+    drop(held.pop());
+    let (status, _) = tokio::time::timeout(WAIT, read_response(&mut waiting))
+        .await
+        .expect("answered once a connection closed");
+    assert_eq!(status, 200);
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_by_the_idle_timeout() {
     let up = Upstream::start(Behavior::Ok).await;
