@@ -367,7 +367,11 @@ pub async fn prepare(
         return Ok(Decision::Answer(Box::new(answer)));
     }
 
-    let hostname = host.as_ref().map(|a| a.host().to_ascii_lowercase());
+    // `admin.example.com.` (the absolute form of the name) is the same
+    // host: it must meet the same routes, not skip a host-bound one.
+    let hostname = host
+        .as_ref()
+        .map(|a| a.host().trim_end_matches('.').to_ascii_lowercase());
     let policy = &config.headers;
     let trusted = policy.is_trusted(peer.ip());
     // The scheme the browser used: this connection's, or behind a trusted

@@ -91,11 +91,14 @@ impl Pattern {
                     }
                     Segment::Param(name.into())
                 } else if part.is_empty() {
-                    // A trailing slash is a literal empty segment only at the end.
+                    // A trailing slash is allowed at the end only, and
+                    // means nothing: matching ignores one on the path, so
+                    // `/v2/admin/` is `/v2/admin` (kept as a segment, it
+                    // could never match a normalized path).
                     if i != last {
                         return Err(PatternError::EmptySegment);
                     }
-                    Segment::Literal("".into())
+                    continue;
                 } else {
                     if part.contains(['*', '{', '}']) {
                         return Err(PatternError::MisplacedWildcard);
@@ -451,6 +454,10 @@ mod tests {
         assert!(p("/*").matches("/").is_some());
         assert!(p("/").matches("/").is_some());
         assert!(p("/").matches("/a").is_none());
+        // A pattern's trailing slash is the same pattern.
+        assert_eq!(p("/v2/admin/").segments, p("/v2/admin").segments);
+        assert!(p("/v2/admin/").matches("/v2/admin").is_some());
+        assert!(p("/v2/admin/").matches("/v2/ADMIN/").is_some());
     }
 
     #[test]

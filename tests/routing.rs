@@ -155,21 +155,35 @@ host = "partner.example.com"
 path = "/v2/*"
 auth = ["public"]
 upstream = "backend"
+
+[[route]]
+name = "admin"
+path = "/v2/admin/"
+auth = ["public"]
+upstream = "backend"
 "#,
     ))
     .await;
-    for (target, host, route) in [
-        ("/v2/bookings", "api.example.com", "list-get"),
-        ("/v2/bookings/b-1", "api.example.com", "one"),
-        ("/v2/bookings/b-1/cancel", "api.example.com", "tail"),
-        ("/v2/bookings", "Partner.Example.com:8443", "hosted"),
+    for (method, target, host, route) in [
+        ("GET", "/v2/bookings", "api.example.com", "list-get"),
+        ("GET", "/v2/bookings/b-1", "api.example.com", "one"),
+        ("GET", "/v2/bookings/b-1/cancel", "api.example.com", "tail"),
+        ("GET", "/v2/bookings", "Partner.Example.com:8443", "hosted"),
+        // Spellings of those that must not fall through to `tail`: a HEAD
+        // on a GET route, a host's absolute form, a pattern written with a
+        // trailing slash (with the path's own slash or without).
+        ("HEAD", "/v2/bookings", "api.example.com", "list-get"),
+        ("GET", "/v2/bookings", "partner.example.com.", "hosted"),
+        ("GET", "/v2/admin/", "api.example.com", "admin"),
+        ("GET", "/v2/admin", "api.example.com", "admin"),
     ] {
-        let req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let req =
+            format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         raw(gate.addr, req.as_bytes(), RAW_WAIT).await;
         assert_eq!(
             up.records().last().unwrap().all("x-scope-route"),
             [route],
-            "{target} {host}"
+            "{method} {target} {host}"
         );
     }
 }

@@ -1148,6 +1148,12 @@ fn compile_routes(
                 }
             }
         }
+        // A HEAD is a GET without the body, and backends answer it with the
+        // GET handler: it must meet the GET route's credential, not fall
+        // through to a broader route.
+        if methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {
+            methods.push(Method::HEAD);
+        }
         let pattern = Pattern::parse(&r.path)
             .map_err(|e| c.err(format!("{path}.path"), format!("{:?}: {e}", r.path)))
             .ok();
