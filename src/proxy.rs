@@ -839,6 +839,18 @@ fn check_limits(config: &Config, parts: &Parts) -> Result<(), GateError> {
     {
         return Err(GateError::BadMethod);
     }
+    // `_method=DELETE` makes many frameworks (Laravel, Symfony, Rack) run a
+    // POST as a DELETE: it would meet the POST's route here and the DELETE's
+    // there, so it is refused on every route, as its headers are stripped.
+    if parts
+        .uri
+        .query()
+        .is_some_and(crate::auth::search_query::names_method_override)
+    {
+        return Err(GateError::BadQuery(
+            crate::auth::search_query::QueryError::MethodOverride,
+        ));
+    }
     let limits = &config.limits;
     let target_len = match parts.uri.path_and_query() {
         Some(pq) => pq.as_str().len() + parts.uri.authority().map_or(0, |a| a.as_str().len()),

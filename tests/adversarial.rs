@@ -51,7 +51,8 @@
 //!   action_links::review::ok_path_spellings_map_to_the_signed_booking_only;
 //!   this file: spellings_of_an_authenticated_path_never_pass_through_a_public_wildcard,
 //!   the_upstream_gets_exactly_the_matched_path_and_never_a_second_decoding,
-//!   a_method_in_another_case_does_not_skip_a_method_bound_authenticated_route.
+//!   a_method_in_another_case_does_not_skip_a_method_bound_authenticated_route,
+//!   a_method_parameter_does_not_skip_a_method_bound_authenticated_route.
 //! - **Request smuggling** —
 //!   routing::pipelined_requests_are_each_routed_on_their_own,
 //!   routing::asterisk_and_authority_form_targets_are_refused,
@@ -997,6 +998,35 @@ async fn a_method_in_another_case_does_not_skip_a_method_bound_authenticated_rou
         forwarded.is_empty(),
         "forwarded without a credential: {forwarded:?}; answers: {seen:?}"
     );
+}
+
+/// `_method=DELETE` in the query makes Laravel, Symfony and Rack run a POST
+/// as a DELETE: a POST that misses the DELETE route (session) must not
+/// reach the public catch-all with it, in any spelling a backend decodes.
+#[tokio::test]
+async fn a_method_parameter_does_not_skip_a_method_bound_authenticated_route() {
+    let (up, gate) = setup("").await;
+    for query in [
+        "_method=DELETE",
+        "a=1&_METHOD=DELETE",
+        "a=1;_method=DELETE",
+        "%5Fmethod=DELETE",
+        "_%6Dethod=DELETE",
+        "_method[]=DELETE",
+        ".method=DELETE",
+    ] {
+        let req = format!(
+            "POST /v2/bookings/b-1?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let out = exchange(gate.addr, req.as_bytes()).await;
+        assert_eq!(statuses(&out), [400], "{query}: {out}");
+        assert!(out.contains("bad_query"), "{query}: {out}");
+    }
+    assert_eq!(up.count(), 0, "forwarded: {:?}", up.records());
+    // Names that only contain the word pass.
+    let ok = "POST /v2/bookings/b-1?method=x&x_method=y HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    assert_eq!(statuses(&exchange(gate.addr, ok.as_bytes()).await), [200]);
+    assert_eq!(up.count(), 1);
 }
 
 // ===========================================================================

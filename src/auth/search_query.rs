@@ -417,9 +417,72 @@ pub fn without(query: &str, names: &[&str]) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("&"))
 }
 
+/// Whether a parameter of `query` is a method override (`_method`, as a
+/// lenient backend reads the name), in each `;` piece too: some backends
+/// split parameters there.
+pub fn names_method_override(query: &str) -> bool {
+    query.split(['&', ';']).any(|piece| {
+        // Cheap first: only a name that spells the word out, or hides
+        // letters behind an escape, is decoded.
+        let name = piece.split('=').next().unwrap_or("").as_bytes();
+        (name.contains(&b'%') || name.windows(6).any(|w| w.eq_ignore_ascii_case(b"method")))
+            && form_urlencoded::parse(piece.as_bytes())
+                .next()
+                .is_some_and(|(name, _)| is_method_override(&name))
+    })
+}
+
+/// `_method` as a lenient backend reads a (decoded) name: any case, any
+/// number of leading underscores, leading spaces dropped and `.`/` ` read as
+/// `_` (PHP), cut at `[` (`_method[]`).
+fn is_method_override(name: &str) -> bool {
+    // PHP cuts a name at NUL.
+    let name = name.split('\0').next().unwrap_or("");
+    let base = name.trim_start().split('[').next().unwrap_or("");
+    let mapped: String = base
+        .chars()
+        .map(|c| if matches!(c, '.' | ' ') { '_' } else { c })
+        .collect();
+    mapped.starts_with('_')
+        && mapped
+            .trim_start_matches('_')
+            .eq_ignore_ascii_case("method")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_override_names() {
+        for n in [
+            "_method",
+            "_METHOD",
+            "__method",
+            ".method",
+            " _method",
+            "_method[]",
+            "._method",
+            "_method\0x",
+        ] {
+            assert!(is_method_override(n), "{n}");
+        }
+        for n in ["method", "_methods", "x_method"] {
+            assert!(!is_method_override(n), "{n}");
+        }
+        for q in [
+            "a=1&_method=DELETE",
+            "a=1;_method=PUT",
+            "%5Fmethod=x",
+            "_%6Dethod=x",
+            "+_method=x",
+        ] {
+            assert!(names_method_override(q), "{q}");
+        }
+        for q in ["", "method=x", "a=_method", "x_method=1", "a=%20"] {
+            assert!(!names_method_override(q), "{q}");
+        }
+    }
 
     fn search_of(q: &str) -> String {
         extract(q).unwrap().0.into_owned()

@@ -239,19 +239,7 @@ impl ApiKeys {
         if header_override {
             return Err(AuthError::BadQuery(q::QueryError::MethodOverride));
         }
-        if let Some(query) = parts.uri.query() {
-            let overrides = q::params(query).iter().any(|p| {
-                // Each `;` piece too: some backends split parameters there.
-                p.raw.split(';').any(|piece| {
-                    form_urlencoded::parse(piece.as_bytes())
-                        .next()
-                        .is_some_and(|(name, _)| is_method_override(&name))
-                })
-            });
-            if overrides {
-                return Err(AuthError::BadQuery(q::QueryError::MethodOverride));
-            }
-        }
+        // (A `_method` in the query is refused for every route, before any.)
         let Some(requirement) = requirement else {
             return Err(reject("route has no requirement"));
         };
@@ -334,23 +322,6 @@ impl ApiKeys {
     }
 }
 
-/// `_method` as a lenient backend reads a (decoded) name: any case, any
-/// number of leading underscores, leading spaces dropped and `.`/` ` read as
-/// `_` (PHP), cut at `[` (`_method[]`).
-fn is_method_override(name: &str) -> bool {
-    // PHP cuts a name at NUL.
-    let name = name.split('\0').next().unwrap_or("");
-    let base = name.trim_start().split('[').next().unwrap_or("");
-    let mapped: String = base
-        .chars()
-        .map(|c| if matches!(c, '.' | ' ') { '_' } else { c })
-        .collect();
-    mapped.starts_with('_')
-        && mapped
-            .trim_start_matches('_')
-            .eq_ignore_ascii_case("method")
-}
-
 /// A fresh API key: 32 characters of `[A-Z0-9]` (165 bits) from the OS CSPRNG.
 pub fn new_key() -> String {
     use rand::Rng as _;
@@ -364,25 +335,6 @@ pub fn new_key() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn method_override_names() {
-        for n in [
-            "_method",
-            "_METHOD",
-            "__method",
-            ".method",
-            " _method",
-            "_method[]",
-            "._method",
-            "_method\0x",
-        ] {
-            assert!(is_method_override(n), "{n}");
-        }
-        for n in ["method", "_methods", "x_method"] {
-            assert!(!is_method_override(n), "{n}");
-        }
-    }
 
     #[test]
     fn new_keys_are_long_and_distinct() {
