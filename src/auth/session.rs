@@ -90,8 +90,16 @@ impl Sessions {
         self.by_api_key.values().find(|b| b.id == id)
     }
 
+    /// The businesses that accept `?sessionToken=`.
+    fn query_token_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_api_key
+            .values()
+            .filter(|b| b.accept_query_token)
+            .map(|b| b.id.as_str())
+    }
+
     fn any_query_token(&self) -> bool {
-        self.by_api_key.values().any(|b| b.accept_query_token)
+        self.query_token_ids().next().is_some()
     }
 }
 
@@ -255,12 +263,7 @@ pub async fn verify(
     // such a use must not slide the session it names.
     let takes_query: Vec<&str>;
     let slide = if from_query {
-        takes_query = sessions
-            .by_api_key
-            .values()
-            .filter(|b| b.accept_query_token)
-            .map(|b| b.id.as_str())
-            .collect();
+        takes_query = sessions.query_token_ids().collect();
         Slide::Only(&takes_query)
     } else {
         Slide::Any
